@@ -1,0 +1,484 @@
+"""晨读: the application factory and the pieces every feature shares.
+
+`flask --app app ...` starts every command. Feature packages (`members/`, `content/`, `shop/`,
+`board/`) import the shared extensions, the clock and the transaction helper from here; this
+module imports them back only inside `create_app`, as Flask's tutorial does.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+from flask import Flask, current_app, render_template, request
+from flask.cli import AppGroup
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.types import TypeDecorator
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------
+# Database
+# --------------------------------------------------------------------------------------------
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so that SQLite batch migrations can find and alter them.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always stored in UTC and always read back as an aware datetime.
+
+    SQLite has no time zones; PostgreSQL has `timestamptz`. Both come back as aware UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_write_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "write_transaction", default=False
+)
+
+
+@contextmanager
+def write_transaction() -> Iterator[Session]:
+    """Run the block as one write transaction that commits on success and rolls back on error.
+
+    On SQLite it begins with `BEGIN IMMEDIATE`, so the write lock is taken before the first read
+    and racing writers queue on the busy timeout instead of failing with SQLITE_BUSY when a read
+    turns into a write. Every write goes through here; SQLite flushes outside it are refused.
+    """
+    session = db.session()
+    if _write_transaction.get():
+        yield session  # joined: the outer block commits or rolls back
+        return
+    if session.in_transaction():
+        # End the read snapshot a view may have opened (loading the user, say).
+        session.commit()
+    token = _write_transaction.set(True)
+    try:
+        with session.begin():
+            yield session
+    finally:
+        _write_transaction.reset(token)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the driver, decide how transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _write_transaction.get() else "BEGIN")
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_sqlite_writes_outside_write_transaction(session: Session, *_: Any) -> None:
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite" and not _write_transaction.get():
+        raise RuntimeError("database writes must run inside write_transaction()")
+
+
+# --------------------------------------------------------------------------------------------
+# Time
+# --------------------------------------------------------------------------------------------
+
+
+class SystemClock:
+    """The real time, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock that stands still until it is moved: for tests and demos at any instant."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def set(self, at: datetime) -> None:
+        self.at = at
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+def utcnow() -> datetime:
+    """The current instant from the app's clock (`app.extensions["clock"]`), aware, in UTC."""
+    return current_app.extensions["clock"].now()
+
+
+def local_time(value: datetime) -> datetime:
+    """`value` in the site's time zone (Asia/Shanghai unless TIMEZONE says otherwise)."""
+    return value.astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
+
+
+# --------------------------------------------------------------------------------------------
+# htmx
+# --------------------------------------------------------------------------------------------
+
+
+def is_htmx() -> bool:
+    """True for a request htmx made to swap part of a page (not a history restore)."""
+    return (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+def render_page(page: str, partial: str, **context: Any) -> str:
+    """Render `partial` alone for htmx and the full `page` (which includes it) otherwise."""
+    return render_template(partial if is_htmx() else page, **context)
+
+
+def ascii_json(value: Any) -> str:
+    """JSON for a response header: headers must stay ASCII, so Chinese text is escaped."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+def _secret_key(data_dir: Path) -> str:
+    """The key kept in DATA_DIR/secret_key (mode 0600), created once by whoever comes first."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        tmp = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)  # atomic: a racing process keeps the first key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+def _database_url(url: str) -> str:
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """Defaults first, then the environment, then `overrides` (what tests pass)."""
+    overrides = dict(overrides or {})
+    env = os.environ
+
+    def setting(name: str, default: str) -> str:
+        return str(overrides.get(name) or env.get(name) or default)
+
+    data_dir = Path(setting("DATA_DIR", "instance")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = _database_url(setting("DATABASE_URL", f"sqlite:///{data_dir / 'chendu.db'}"))
+    app.config.update(
+        DATA_DIR=data_dir,
+        SITE_NAME=setting("SITE_NAME", "晨读"),
+        TIMEZONE=setting("TIMEZONE", "Asia/Shanghai"),
+        SQLALCHEMY_DATABASE_URI=database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=(
+            {} if database_url.startswith("sqlite") else {"pool_pre_ping": True}
+        ),
+        SQLITE_BUSY_TIMEOUT_MS=int(setting("SQLITE_BUSY_TIMEOUT_MS", "15000")),
+        MAX_CONTENT_LENGTH=int(setting("MAX_CONTENT_LENGTH", str(32 * 1024 * 1024))),
+        # Session and "remember me" cookies are HttpOnly and SameSite=Lax; `Secure` is added
+        # to every cookie of a response to an HTTPS request (see `Site.process_response`).
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_DURATION=timedelta(days=30),
+        # WeChat tabs stay open for hours: a form token lives for a day.
+        WTF_CSRF_TIME_LIMIT=int(setting("WTF_CSRF_TIME_LIMIT", str(24 * 3600))),
+        RATELIMIT_STORAGE_URI=setting("RATELIMIT_STORAGE_URI", "memory://"),
+        LOGIN_RATE_LIMIT=setting("LOGIN_RATE_LIMIT", "10 per minute"),
+        PASSWORD_HASH_METHOD=setting("PASSWORD_HASH_METHOD", "scrypt"),
+        TRUSTED_PROXIES=int(setting("TRUSTED_PROXIES", "0")),
+    )
+    overrides.pop("DATA_DIR", None)
+    app.config.update(overrides)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = env.get("SECRET_KEY") or _secret_key(data_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# Responses: security headers, static URLs with a content hash, error pages
+# --------------------------------------------------------------------------------------------
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src 'self'",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",
+    ]
+)
+
+
+def _static_hash(app: Flask, filename: str) -> str | None:
+    """A short content hash of a static file, recomputed only when the file changes."""
+    assert app.static_folder is not None
+    path = Path(app.static_folder) / filename
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    cache: dict[str, tuple[int, str]] = app.extensions["static_hashes"]
+    cached = cache.get(filename)
+    if cached is None or cached[0] != mtime:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        cached = cache[filename] = (mtime, digest)
+    return cached[1]
+
+
+def _harden(response: Any) -> Any:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    if request.endpoint == "static":
+        if request.args.get("v"):
+            headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+    response.vary.add("HX-Request")
+    if "Cache-Control" not in headers:
+        headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+class Site(Flask):
+    def process_response(self, response: Any) -> Any:
+        """Mark every cookie `Secure` when the request came over HTTPS.
+
+        Done last, after the session and "remember me" cookies have been written.
+        """
+        response = super().process_response(response)
+        cookies = response.headers.getlist("Set-Cookie")
+        if request.is_secure and cookies:
+            response.headers.remove("Set-Cookie")
+            for cookie in cookies:
+                secure = "; secure" in cookie.lower()
+                response.headers.add("Set-Cookie", cookie if secure else cookie + "; Secure")
+        return response
+
+
+ERROR_MESSAGES = {
+    400: ("请求有误", "提交的内容无法处理，请返回检查后重试。"),
+    403: ("没有权限", "这个页面需要相应的权限才能查看。"),
+    404: ("页面不存在", "你要找的内容不存在，或者已经下线。"),
+    405: ("请求方式不对", "这个地址不支持这样的操作。"),
+    413: ("内容太大", "上传的内容超过了大小限制。"),
+    422: ("内容有误", "提交的内容有误，请检查后重试。"),
+    429: ("操作太频繁", "你的操作太频繁了，请休息一分钟再试。"),
+    500: ("服务器出错了", "我们这边出了点问题，已经记录下来了，请稍后再试。"),
+}
+
+
+def render_error(code: int, message: str | None = None, headers: dict[str, str] | None = None):
+    """A friendly Chinese error page; for htmx, a fragment shown in the page's notice area."""
+    title, default = ERROR_MESSAGES.get(code, ERROR_MESSAGES[500 if code >= 500 else 400])
+    context = {"code": code, "title": title, "message": message or default}
+    headers = dict(headers or {})
+    if is_htmx():
+        headers.setdefault("HX-Retarget", "#notice")
+        headers.setdefault("HX-Reswap", "innerHTML")
+        return render_template("errors/_error.html", **context), code, headers
+    return render_template("errors/error.html", **context), code, headers
+
+
+def _register_error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError):
+        # An expired token on a long-open WeChat tab: have htmx reload the page for a fresh one.
+        headers = {"HX-Refresh": "true"} if is_htmx() else None
+        return render_error(400, "页面已过期或来源不明，请刷新页面后重新提交。", headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code is None or error.code < 400:
+            return error
+        if error.code == 429:
+            return render_error(429)
+        return render_error(error.code)
+
+    @app.errorhandler(InternalServerError)
+    def server_error(error: InternalServerError):
+        return render_error(500)
+
+
+# --------------------------------------------------------------------------------------------
+# The factory
+# --------------------------------------------------------------------------------------------
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the site. `config` overrides defaults and the environment (tests use it)."""
+    app = Site(__name__)
+    load_config(app, config)
+    if app.config["TRUSTED_PROXIES"]:
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    app.extensions["clock"] = app.config.get("CLOCK") or SystemClock()
+    app.extensions["static_hashes"] = {}
+
+    db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            if engine.dialect.name == "sqlite":
+                _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    migrate.init_app(app, db, render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    # "strong" would sign WeChat users out whenever the NetType/ part of the user agent changes.
+    login_manager.session_protection = "basic"
+    login_manager.login_view = "members.login"
+    login_manager.login_message = "请先登录。"
+
+    from board import bp as board_bp
+    from content import bp as content_bp
+    from members import bp as members_bp
+    from members import cli as members_cli
+    from shop import bp as shop_bp
+
+    app.register_blueprint(members_bp)
+    app.register_blueprint(content_bp)
+    app.register_blueprint(shop_bp)
+    app.register_blueprint(board_bp)
+    members_cli.register(app)
+    app.cli.add_command(demo_cli)
+
+    @app.url_defaults
+    def static_version(endpoint: str, values: dict[str, Any]) -> None:
+        if endpoint == "static" and "filename" in values and "v" not in values:
+            digest = _static_hash(app, values["filename"])
+            if digest:
+                values["v"] = digest
+
+    @app.get("/healthz")
+    def healthz():
+        return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+    @app.template_filter("local")
+    def local_filter(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        return local_time(value).strftime(fmt) if value else ""
+
+    @app.context_processor
+    def site_context() -> dict[str, Any]:
+        htmx_config = {
+            "includeIndicatorStyles": False,
+            "allowEval": False,
+            "allowScriptTags": False,
+            "historyCacheSize": 0,
+            "historyRestoreAsHxRequest": False,
+            "responseHandling": [
+                {"code": "204", "swap": False},
+                {"code": "[23]..", "swap": True},
+                # A form that fails validation re-renders itself in place.
+                {"code": "422", "swap": True},
+                # Other errors carry HX-Retarget to the page's notice area.
+                {"code": "[45]..", "swap": True, "error": True},
+            ],
+        }
+        return {"site_name": app.config["SITE_NAME"], "htmx_config": json.dumps(htmx_config)}
+
+    app.after_request(_harden)
+    _register_error_pages(app)
+    return app
+
+
+# --------------------------------------------------------------------------------------------
+# Demo data: every feature adds its part, each part idempotent.
+# --------------------------------------------------------------------------------------------
+
+
+demo_cli = AppGroup("demo", help="Demo data for a living site on a development machine.")
+
+
+@demo_cli.command("load")
+def demo_load() -> None:
+    """Load the demo data that is missing and print the demo logins."""
+    from members import demo as members_demo
+
+    loaders: list[Callable[[], list[str]]] = [members_demo.load]
+    for loader in loaders:
+        for line in loader():
+            click.echo(line)

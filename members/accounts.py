@@ -1,0 +1,201 @@
+"""Account rules: sign up, log in, change password, roles and membership grants.
+
+Each function does one whole job and commits or rolls back as one unit. They raise
+`AccountError` with the field at fault and a message a reader can act on.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app import db, utcnow, write_transaction
+from members.models import Membership, Role, User
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+
+
+class AccountError(Exception):
+    """Rules were broken: `errors` maps each form field at fault to the message shown next to it."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__(" ".join(errors.values()))
+
+
+def _checked(**checks: Callable[[], Any]) -> dict[str, Any]:
+    """Run every check and report every failure at once, so a form shows all its faults."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            values[name] = check()
+        except AccountError as error:
+            errors.update(error.errors)
+    if errors:
+        raise AccountError(errors)
+    return values
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def check_email(email: str) -> str:
+    email = normalize_email(email)
+    if len(email) > 254 or not EMAIL_RE.match(email):
+        raise AccountError({"email": "请输入有效的邮箱地址。"})
+    return email
+
+
+def check_password(password: str) -> str:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise AccountError(
+            {"password": f"密码长度需在 {PASSWORD_MIN} 到 {PASSWORD_MAX} 个字符之间。"}
+        )
+    return password
+
+
+def check_phone(phone: str | None) -> str | None:
+    phone = (phone or "").strip().replace(" ", "").replace("-", "")
+    if phone.startswith("+86"):
+        phone = phone[3:]
+    if not phone:
+        return None
+    if not PHONE_RE.match(phone):
+        raise AccountError({"phone": "请输入 11 位中国大陆手机号，或留空。"})
+    return phone
+
+
+def check_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise AccountError({"role": f"未知的角色 {role!r}，可选：{names}。"}) from None
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def create_user(
+    email: str, password: str, *, phone: str | None = None, role: str = Role.READER
+) -> User:
+    """Create an account. Raises AccountError for bad fields or an email already registered."""
+    checked = _checked(
+        email=lambda: check_email(email),
+        password=lambda: check_password(password),
+        phone=lambda: check_phone(phone),
+        role=lambda: check_role(role),
+    )
+    email, phone, role = checked["email"], checked["phone"], checked["role"]
+    password_hash = hash_password(password)  # slow on purpose: keep it out of the write lock
+    try:
+        with write_transaction() as session:
+            if session.scalar(select(User.id).where(User.email == email)) is not None:
+                raise AccountError({"email": "这个邮箱已经注册过了，可以直接登录。"})
+            user = User(
+                email=email,
+                password_hash=password_hash,
+                phone=phone,
+                role=role.value,
+                login_token=secrets.token_hex(16),
+                created_at=utcnow(),
+            )
+            session.add(user)
+    except IntegrityError:
+        # Another sign-up with the same email committed between our check and our insert.
+        raise AccountError({"email": "这个邮箱已经注册过了，可以直接登录。"}) from None
+    return user
+
+
+@lru_cache(maxsize=4)
+def _decoy_hash(method: str) -> str:
+    """A real hash to check when the email is unknown, so that a wrong email takes as long
+    as a wrong password and does not reveal which addresses have accounts."""
+    return generate_password_hash(secrets.token_hex(8), method=method)
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user with this email and password, or None."""
+    user = find_user(email)
+    if user is None or len(password) > PASSWORD_MAX:
+        check_password_hash(
+            _decoy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password[:PASSWORD_MAX]
+        )
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def change_password(user: User, current: str, new: str, confirm: str) -> User:
+    """Set a new password after checking the current one; every other session is signed out."""
+    errors: dict[str, str] = {}
+    if not check_password_hash(user.password_hash, current[:PASSWORD_MAX]):
+        errors["current_password"] = "当前密码不正确。"  # noqa: S105 (a message)
+    try:
+        check_password(new)
+    except AccountError as error:
+        errors["new_password"] = error.errors["password"]
+    if new != confirm:
+        errors["confirm_password"] = "两次输入的新密码不一致。"  # noqa: S105 (a message)
+    if errors:
+        raise AccountError(errors)
+    password_hash = hash_password(new)
+    with write_transaction() as session:
+        user = session.get_one(User, user.id)
+        user.password_hash = password_hash
+        user.login_token = secrets.token_hex(16)
+    return user
+
+
+def find_user(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+def grant_membership(email: str, tier: str, days: int = 365) -> Membership:
+    """Give a membership of `days` days: from now, or from the end of the one in force.
+
+    The user's row is locked first (SQLite: the immediate transaction; PostgreSQL: FOR UPDATE)
+    so that concurrent grants queue and extend one another instead of overlapping.
+    """
+    tier = tier.strip()
+    if not tier or len(tier) > 40:
+        raise AccountError({"tier": "会员等级名称需在 1 到 40 个字符之间。"})
+    if not 1 <= days <= 3660:
+        raise AccountError({"days": "天数需在 1 到 3660 之间。"})
+    with write_transaction() as session:
+        user = session.scalar(
+            select(User).where(User.email == normalize_email(email)).with_for_update()
+        )
+        if user is None:
+            raise AccountError({"email": f"没有找到用户 {normalize_email(email)}。"})
+        now = utcnow()
+        latest_end = session.scalar(
+            select(func.max(Membership.ends_at)).where(Membership.user_id == user.id)
+        )
+        starts = max(now, latest_end) if latest_end else now
+        membership = Membership(
+            user_id=user.id,
+            tier=tier,
+            starts_at=starts,
+            ends_at=starts + timedelta(days=days),
+            created_at=now,
+        )
+        session.add(membership)
+    return membership
+
+
+def same_token(expected: str, given: str) -> bool:
+    return secrets.compare_digest(expected.encode(), given.encode())

@@ -1,0 +1,81 @@
+"""Accounts and the membership records that say who is a member when."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, ForeignKey, String, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app import UTCDateTime, db, utcnow
+
+
+class Role(enum.StrEnum):
+    READER = "reader"
+    EDITOR = "editor"
+    ADMIN = "admin"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('reader', 'editor', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    role: Mapped[str] = mapped_column(String(16), default=Role.READER.value)
+    # Part of the session id: rotating it (on a password change) signs out every other session
+    # and every "remember me" cookie.
+    login_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", order_by="Membership.starts_at"
+    )
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.login_token}"
+
+    @property
+    def is_editor(self) -> bool:
+        return self.role in (Role.EDITOR, Role.ADMIN)
+
+    @property
+    def membership(self) -> Membership | None:
+        """The membership in force now, if any."""
+        return membership_at(self, utcnow())
+
+    @property
+    def is_member(self) -> bool:
+        return self.membership is not None
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    tier: Mapped[str] = mapped_column(String(40))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+def membership_at(user: User, at: datetime) -> Membership | None:
+    """The membership of `user` in force at the instant `at`, if any."""
+    return db.session.scalars(
+        select(Membership)
+        .where(
+            Membership.user_id == user.id,
+            Membership.starts_at <= at,
+            Membership.ends_at > at,
+        )
+        .order_by(Membership.ends_at.desc())
+        .limit(1)
+    ).first()

@@ -1,0 +1,243 @@
+"""Fixtures: a fresh site and database per test, on SQLite or (TEST_DATABASE_URL) PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from app import FixedClock, create_app, db, limiter
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+# scrypt still, with a cost that keeps the suite quick.
+TEST_PASSWORD_HASH = "scrypt:1024:8:1"
+# 2026-11-21 08:00 in Shanghai.
+DEFAULT_NOW = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
+
+
+def make_config(data_dir: Path, **extra: object) -> dict[str, object]:
+    config: dict[str, object] = {
+        "TESTING": True,
+        "DATA_DIR": str(data_dir),
+        "SECRET_KEY": "test-secret",
+        "PASSWORD_HASH_METHOD": TEST_PASSWORD_HASH,
+        "CLOCK": FixedClock(DEFAULT_NOW),
+    }
+    if TEST_DATABASE_URL:
+        config["DATABASE_URL"] = TEST_DATABASE_URL
+    config.update(extra)
+    return config
+
+
+def reset_database() -> None:
+    """Empty every table (PostgreSQL), or create them in the fresh file (SQLite)."""
+    db.create_all()
+    if db.engine.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+class CheckedClient(FlaskClient):
+    """A test client that fails a test whose response carries a non-ASCII header."""
+
+    def open(self, *args, **kwargs):  # type: ignore[override]
+        response = super().open(*args, **kwargs)
+        for name, value in response.headers.items():
+            assert value.isascii(), f"non-ASCII response header {name}: {value!r}"
+        return response
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(make_config(tmp_path / "data"))
+    app.test_client_class = CheckedClient
+    with app.app_context():
+        reset_database()
+        limiter.reset()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def clock(app: Flask) -> FixedClock:
+    return app.extensions["clock"]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def html(response) -> BeautifulSoup:
+    return BeautifulSoup(response.get_data(as_text=True), "html.parser")
+
+
+def csrf_token_from(client: FlaskClient, path: str) -> str:
+    """The form token a reader's browser would have after opening `path`."""
+    page = html(client.get(path))
+    field = page.select_one("input[name=csrf_token]")
+    if field is not None:
+        return str(field["value"])
+    body = page.select_one("body[hx-headers]")
+    assert body is not None, f"no form token on {path}"
+    match = re.search(r'"X-CSRFToken": ?"([^"]+)"', str(body["hx-headers"]))
+    assert match
+    return match.group(1)
+
+
+def post_form(client: FlaskClient, path: str, data: dict[str, str], **kwargs):
+    """POST `data` to `path` with the form token from the page, as a browser would."""
+    token = csrf_token_from(client, kwargs.pop("token_from", path))
+    return client.post(path, data={"csrf_token": token, **data}, **kwargs)
+
+
+@pytest.fixture
+def make_user(app: Flask):
+    from members import accounts
+
+    def make(email: str = "reader@example.com", password: str = "correct horse", **kw):
+        with app.app_context():
+            return accounts.create_user(email, password, **kw).id
+
+    return make
+
+
+@pytest.fixture
+def login(client: FlaskClient):
+    def log_in(email: str = "reader@example.com", password: str = "correct horse", **extra):
+        response = post_form(client, "/login", {"email": email, "password": password, **extra})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return response
+
+    return log_in
+
+
+# ------------------------------------------------------------------------------------------
+# A live server for the browser suite
+# ------------------------------------------------------------------------------------------
+
+
+class LiveServer:
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+        self.server.server_close()
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    app.config["TESTING"] = False  # errors render pages, as for a reader
+    with LiveServer(app) as server:
+        yield server
+
+
+# ------------------------------------------------------------------------------------------
+# Real Chromium as a phone inside WeChat (pytest-playwright with Debian's Chromium)
+# ------------------------------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+WECHAT_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 14; V2309A Build/UP1A.231005.007; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/130.0.6723.103 Mobile Safari/537.36 XWEB/1300333 "
+    "MMWEBSDK/20241103 MMWEBID/6533 MicroMessenger/8.0.54.2760(0x28003637) WeChat/arm64 "
+    "Weixin NetType/WIFI Language/zh_CN ABI/arm64"
+)
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "zh-CN",
+    "timezone_id": "Asia/Shanghai",
+    "user_agent": WECHAT_USER_AGENT,
+}
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-results" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.access(CHROMIUM, os.X_OK):
+        message = f"Chromium not found at {CHROMIUM} (make test installs it as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, **PHONE}
+
+
+class Phone:
+    """A Playwright page that records what it asked for and what went wrong on it."""
+
+    def __init__(self, page, server: LiveServer) -> None:
+        self.page = page
+        self.server = server
+        self.hosts: set[str] = set()
+        self.problems: list[str] = []
+        page.on("request", lambda r: self.hosts.add(urlsplit_netloc(r.url)))
+        page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
+        page.on("pageerror", lambda e: self.problems.append(str(e)))
+
+    def open(self, path: str):
+        return self.page.goto(self.server.url + path)
+
+    def screenshot(self, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+def urlsplit_netloc(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc
+
+
+@pytest.fixture
+def phone(page, live_server):
+    """A phone in WeChat's browser on the live site; fails the test on any request to another
+    host, any script error and any Content-Security-Policy violation."""
+    device = Phone(page, live_server)
+    yield device
+    host = urlsplit_netloc(live_server.url)
+    assert device.hosts <= {host}, f"requests to other hosts: {device.hosts - {host}}"
+    problems = [p for p in device.problems if "status of 4" not in p and "status of 5" not in p]
+    assert not problems, problems
