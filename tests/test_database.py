@@ -217,3 +217,9 @@ def test_concurrent_signups_with_one_email_make_one_account(app):
     assert sorted(outcomes) == ["created"] + ["这个邮箱已经注册过了，可以直接登录。"] * 7
     with app.app_context():
         assert len(db.session.scalars(select(User)).all()) == 1
+
+
+def test_the_suite_runs_on_the_database_it_was_given(app):
+    with app.app_context():
+        expected = "postgresql" if TEST_DATABASE_URL else "sqlite"
+        assert db.engine.dialect.name == expected
