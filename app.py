@@ -86,6 +86,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _render_migration_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Write UTCDateTime into migrations as the plain column type, so they never import app."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 _write_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "write_transaction", default=False
 )
@@ -98,14 +105,18 @@ def write_transaction() -> Iterator[Session]:
     On SQLite it begins with `BEGIN IMMEDIATE`, so the write lock is taken before the first read
     and racing writers queue on the busy timeout instead of failing with SQLITE_BUSY when a read
     turns into a write. Every write goes through here; SQLite flushes outside it are refused.
+    A block inside another one runs in a savepoint: its errors surface at its own end, and the
+    outer block decides whether everything commits.
     """
     session = db.session()
     if _write_transaction.get():
-        yield session  # joined: the outer block commits or rolls back
+        with session.begin_nested():
+            yield session
         return
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("changes made outside write_transaction() would be committed")
     if session.in_transaction():
-        # End the read snapshot a view may have opened (loading the user, say).
-        session.commit()
+        session.rollback()  # end the read snapshot a view may have opened (loading the user)
     token = _write_transaction.set(True)
     try:
         with session.begin():
@@ -314,7 +325,19 @@ def _harden(response: Any) -> Any:
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     if request.endpoint == "static":
-        if request.args.get("v"):
+        filename = (request.view_args or {}).get("filename", "")
+        version = request.args.get("v")
+        # Immutable only when the hash names this very file: during a deploy an old page may
+        # ask for a version that no longer exists, and that answer must not stick for a year.
+        if (
+            response.status_code == 200
+            and version
+            and version
+            == _static_hash(
+                current_app._get_current_object(),
+                filename,  # type: ignore[attr-defined]
+            )
+        ):
             headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
     response.vary.add("HX-Request")
@@ -374,9 +397,9 @@ def _register_error_pages(app: Flask) -> None:
     def http_error(error: HTTPException):
         if error.code is None or error.code < 400:
             return error
-        if error.code == 429:
-            return render_error(429)
-        return render_error(error.code)
+        # Keep what the error says in its headers (Allow on 405, Retry-After on 429).
+        kept = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        return render_error(error.code, headers=kept)
 
     @app.errorhandler(InternalServerError)
     def server_error(error: InternalServerError):
@@ -404,7 +427,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         for engine in db.engines.values():
             if engine.dialect.name == "sqlite":
                 _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
-    migrate.init_app(app, db, render_as_batch=True)
+    migrate.init_app(app, db, render_as_batch=True, render_item=_render_migration_item)
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)

@@ -6,6 +6,7 @@ Each function does one whole job and commits or rolls back as one unit. They rai
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Callable
@@ -14,12 +15,12 @@ from functools import lru_cache
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import db, utcnow, write_transaction
-from members.models import Membership, Role, User
+from members.models import LoginSession, Membership, Role, User
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
@@ -111,10 +112,10 @@ def create_user(
                 password_hash=password_hash,
                 phone=phone,
                 role=role.value,
-                login_token=secrets.token_hex(16),
                 created_at=utcnow(),
             )
             session.add(user)
+            session.flush()
     except IntegrityError:
         # Another sign-up with the same email committed between our check and our insert.
         raise AccountError({"email": "这个邮箱已经注册过了，可以直接登录。"}) from None
@@ -139,8 +140,9 @@ def authenticate(email: str, password: str) -> User | None:
     return user if check_password_hash(user.password_hash, password) else None
 
 
-def change_password(user: User, current: str, new: str, confirm: str) -> User:
-    """Set a new password after checking the current one; every other session is signed out."""
+def change_password(user: User, current: str, new: str, confirm: str, *, keep: str | None) -> User:
+    """Set a new password after checking the current one. Every login session but `keep` (the
+    key of the one making the change) is closed."""
     errors: dict[str, str] = {}
     if not check_password_hash(user.password_hash, current[:PASSWORD_MAX]):
         errors["current_password"] = "当前密码不正确。"  # noqa: S105 (a message)
@@ -152,12 +154,66 @@ def change_password(user: User, current: str, new: str, confirm: str) -> User:
         errors["confirm_password"] = "两次输入的新密码不一致。"  # noqa: S105 (a message)
     if errors:
         raise AccountError(errors)
-    password_hash = hash_password(new)
+    checked_hash = user.password_hash
+    password_hash = hash_password(new)  # slow on purpose: keep it out of the write lock
     with write_transaction() as session:
-        user = session.get_one(User, user.id)
+        user = session.scalars(select(User).where(User.id == user.id).with_for_update()).one()
+        if user.password_hash != checked_hash:  # changed elsewhere since we checked
+            raise AccountError({"current_password": "密码刚刚在别处修改过，请重新输入。"})
         user.password_hash = password_hash
-        user.login_token = secrets.token_hex(16)
+        others = delete(LoginSession).where(LoginSession.user_id == user.id)
+        if keep:
+            others = others.where(LoginSession.key_hash != _key_hash(keep))
+        session.execute(others)
     return user
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def open_session(user: User) -> str:
+    """Start a login session for `user` and return its key (for the session cookie)."""
+    key = secrets.token_urlsafe(32)
+    now = utcnow()
+    with write_transaction() as session:
+        # Each login tidies the user's expired sessions away.
+        session.execute(
+            delete(LoginSession).where(
+                LoginSession.user_id == user.id, LoginSession.expires_at <= now
+            )
+        )
+        session.add(
+            LoginSession(
+                key_hash=_key_hash(key),
+                user_id=user.id,
+                created_at=now,
+                expires_at=now + current_app.config["REMEMBER_COOKIE_DURATION"],
+            )
+        )
+    return key
+
+
+def user_for_session(key: str) -> User | None:
+    """The user of a live login session, or None for an unknown, closed or expired key."""
+    if not key or len(key) > 128:
+        return None
+    user = db.session.scalar(
+        select(User)
+        .join(LoginSession, LoginSession.user_id == User.id)
+        .where(LoginSession.key_hash == _key_hash(key), LoginSession.expires_at > utcnow())
+    )
+    if user is not None:
+        user.session_key = key
+    return user
+
+
+def close_session(key: str | None) -> None:
+    """End a login session: its cookies, wherever they were copied, stop working."""
+    if not key:
+        return
+    with write_transaction() as session:
+        session.execute(delete(LoginSession).where(LoginSession.key_hash == _key_hash(key)))
 
 
 def find_user(email: str) -> User | None:
@@ -195,7 +251,3 @@ def grant_membership(email: str, tier: str, days: int = 365) -> Membership:
         )
         session.add(membership)
     return membership
-
-
-def same_token(expected: str, given: str) -> bool:
-    return secrets.compare_digest(expected.encode(), given.encode())

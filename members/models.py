@@ -27,17 +27,18 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     phone: Mapped[str | None] = mapped_column(String(20))
     role: Mapped[str] = mapped_column(String(16), default=Role.READER.value)
-    # Part of the session id: rotating it (on a password change) signs out every other session
-    # and every "remember me" cookie.
-    login_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", order_by="Membership.starts_at"
     )
 
-    def get_id(self) -> str:
-        return f"{self.id}:{self.login_token}"
+    # The key of the login session this object was loaded through (see LoginSession); it is
+    # what Flask-Login keeps in the session and "remember me" cookies.
+    session_key = None
+
+    def get_id(self) -> str | None:
+        return self.session_key
 
     @property
     def is_editor(self) -> bool:
@@ -51,6 +52,21 @@ class User(UserMixin, db.Model):
     @property
     def is_member(self) -> bool:
         return self.membership is not None
+
+
+class LoginSession(db.Model):
+    """One signed-in browser. Logging out deletes it, so a copied cookie stops working; a
+    password change deletes all the others."""
+
+    __tablename__ = "login_sessions"
+
+    # sha256 of the key in the cookie: a leaked database does not give away live sessions.
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
 
 
 class Membership(db.Model):

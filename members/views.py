@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app import db, is_htmx, limiter, login_manager
+from app import is_htmx, limiter, login_manager
 from members import accounts
 from members.accounts import AccountError
 from members.models import User
@@ -18,14 +18,26 @@ bp = Blueprint("members", __name__)
 
 
 @login_manager.user_loader
-def load_user(session_id: str) -> User | None:
-    user_id, _, token = session_id.partition(":")
-    if not user_id.isdigit() or not token:
-        return None
-    user = db.session.get(User, int(user_id))
-    if user is None or not accounts.same_token(user.login_token, token):
-        return None
-    return user
+def load_user(session_key: str) -> User | None:
+    return accounts.user_for_session(session_key)
+
+
+@login_manager.unauthorized_handler
+def must_log_in():
+    """Send a reader who is not signed in to the login form, and back afterwards."""
+    if is_htmx():
+        # A swap would put the whole login page inside the widget: move the page instead.
+        page = urlsplit(request.headers.get("HX-Current-URL", ""))
+        back = _safe_next(page.path + (f"?{page.query}" if page.query else "")) or None
+        return "", 204, {"HX-Redirect": url_for("members.login", next=back)}
+    flash("请先登录。")
+    back = request.full_path if request.query_string else request.path
+    return redirect(url_for("members.login", next=back))
+
+
+def _sign_in(user: User, remember: bool) -> None:
+    user.session_key = accounts.open_session(user)
+    login_user(user, remember=remember)
 
 
 def role_required(*roles: str):
@@ -48,12 +60,20 @@ def _safe_next(target: str | None) -> str | None:
     """`target` if it is a path on this site, else None (no open redirects)."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return None
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None
 
 
 def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _email_tried() -> str:
+    # A second bucket per account, so that guessing one password from many addresses is
+    # limited too.
+    return "email:" + accounts.normalize_email(request.form.get("email", ""))[:254]
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -70,7 +90,7 @@ def signup():
         except AccountError as error:
             errors = error.errors
         else:
-            login_user(user, remember=True)
+            _sign_in(user, remember=True)
             flash("注册成功，欢迎来到晨读。")
             return redirect(_safe_next(request.args.get("next")) or url_for("members.me"))
     status = 422 if errors else 200
@@ -79,6 +99,7 @@ def signup():
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_email_tried)
 def login():
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
@@ -91,7 +112,7 @@ def login():
         if user is None:
             errors = {"password": "邮箱或密码不正确。"}
         else:
-            login_user(user, remember=bool(values["remember"]))
+            _sign_in(user, remember=bool(values["remember"]))
             return redirect(_safe_next(request.args.get("next")) or url_for("members.me"))
     status = 422 if errors else 200
     return render_template("members/login.html", values=values, errors=errors), status
@@ -99,6 +120,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    accounts.close_session(getattr(current_user, "session_key", None))
     logout_user()
     flash("你已退出登录。")
     return redirect(url_for("content.home"))
@@ -112,24 +134,23 @@ def me():
 
 @bp.route("/me/password", methods=["GET", "POST"])
 @login_required
+@limiter.limit(_login_limit, methods=["POST"])
 def password():
     errors: dict[str, str] = {}
     done = False
     if request.method == "POST":
         form = request.form
         try:
-            user = accounts.change_password(
+            accounts.change_password(
                 current_user,
                 form.get("current_password", ""),
                 form.get("new_password", ""),
                 form.get("confirm_password", ""),
+                keep=current_user.session_key,
             )
         except AccountError as error:
             errors = error.errors
         else:
-            # This session carries the new token; every other session and cookie is signed out.
-            remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
-            login_user(user, remember=remembered in request.cookies)
             done = True
             if not is_htmx():
                 flash("密码已修改，其他设备需要重新登录。")

@@ -10,6 +10,16 @@
     p.textContent = text;
     box.replaceChildren(p);
   }
+  // Our own error answers carry HX-Retarget to the notice area, and a form that fails its
+  // checks (422) re-renders itself. Anything else that fails (a proxy's 502 page, say) must
+  // not replace what the reader typed.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status >= 400 && xhr.status !== 422 && !xhr.getResponseHeader("HX-Retarget")) {
+      event.detail.shouldSwap = false;
+      notice(xhr.status >= 500 ? "服务器暂时没有响应，请稍后重试。" : "请求没有成功，请刷新页面后重试。");
+    }
+  });
   // WeChat's networks come and go: say so instead of failing silently.
   document.addEventListener("htmx:sendError", function () {
     notice("网络不太稳定，请检查网络后重试。");

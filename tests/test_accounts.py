@@ -202,6 +202,51 @@ def test_logout_is_post_only_and_needs_the_token(client, make_user, login):
     assert client.get("/me").status_code == 302
 
 
+def test_logging_out_ends_the_session_everywhere_its_cookies_were_copied(app, make_user):
+    make_user()
+    browser = app.test_client()
+    post_form(
+        browser,
+        "/login",
+        {"email": "reader@example.com", "password": "correct horse", "remember": "1"},
+    )
+    thief = app.test_client()
+    for name in ("session", "remember_token"):
+        cookie = browser.get_cookie(name)
+        assert cookie is not None
+        thief.set_cookie(name, cookie.value)
+    assert thief.get("/me").status_code == 200
+    post_form(browser, "/logout", {}, token_from="/me")
+    assert thief.get("/me").status_code == 302
+    thief.delete_cookie("session")  # the remember cookie alone does not bring it back
+    assert thief.get("/me").status_code == 302
+
+
+def test_an_htmx_request_without_a_session_moves_the_page_to_login(client):
+    response = client.post(
+        "/me/password",
+        headers={
+            "HX-Request": "true",
+            "HX-Current-URL": "http://localhost/me/password",
+            "X-CSRFToken": csrf_token_from(client, "/login"),
+        },
+    )
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"] == "/login?next=/me/password"
+
+
+def test_a_next_with_control_characters_is_ignored(client, make_user):
+    make_user()
+    response = post_form(
+        client,
+        "/login?next=/me%0D%0AX-Evil:%201",
+        {"email": "reader@example.com", "password": "correct horse"},
+        token_from="/login",
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/me"
+
+
 def test_remember_me_cookie_is_httponly_and_lax(client, make_user):
     make_user()
     response = post_form(

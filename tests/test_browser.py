@@ -57,7 +57,7 @@ def test_log_in_wrong_then_right_then_out(phone, make_user):
     make_user("reader@example.com", "correct horse")
     page = phone.page
     phone.open("/me")
-    expect(page).to_have_url(phone.server.url + "/login?next=%2Fme")
+    expect(page).to_have_url(phone.server.url + "/login?next=/me")
     page.fill("#f-email", "reader@example.com")
     page.fill("#f-password", "wrong horse")
     page.click("button[type=submit]")
@@ -149,3 +149,29 @@ def test_dark_mode_and_error_page(phone):
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(20, 19, 17)"
     phone.screenshot("404-dark")
+
+
+def test_a_proxy_error_keeps_what_was_typed(phone, make_user):
+    """A 502 page from a proxy (no HX-Retarget) must not replace the form being filled in."""
+    make_user()
+    log_in(phone)
+    page = phone.page
+    phone.open("/me/password")
+    page.route(
+        "**/me/password",
+        lambda route: (
+            route.fulfill(status=502, body="<html><body>Bad Gateway</body></html>")
+            if route.request.method == "POST"
+            else route.continue_()
+        ),
+    )
+    page.fill("#f-current_password", "correct horse")
+    page.fill("#f-new_password", "battery staple")
+    page.fill("#f-confirm_password", "battery staple")
+    page.click("#password-form button[type=submit]")
+    expect(page.locator("#notice")).to_contain_text("服务器暂时没有响应")
+    expect(page.locator("#f-new_password")).to_have_value("battery staple")
+    assert "Bad Gateway" not in page.content()
+    phone.server_errors.clear()  # the 502 was ours
+    phone.problems.clear()  # htmx logs the failed response
+    phone.screenshot("proxy-error")

@@ -58,7 +58,6 @@ def test_writes_outside_a_write_transaction_are_refused(app):
             User(
                 email="x@example.com",
                 password_hash="x",
-                login_token="t",
                 created_at=datetime.now(UTC),
             )
         )
@@ -223,3 +222,62 @@ def test_the_suite_runs_on_the_database_it_was_given(app):
     with app.app_context():
         expected = "postgresql" if TEST_DATABASE_URL else "sqlite"
         assert db.engine.dialect.name == expected
+
+
+BATCH_MIGRATION = '''"""rebuild users, as a batch migration on SQLite does"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "test_batch_users"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("users", recreate="always") as batch_op:
+        batch_op.add_column(sa.Column("nickname", sa.String(40), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table("users", recreate="always") as batch_op:
+        batch_op.drop_column("nickname")
+'''
+
+
+def test_a_batch_migration_of_a_parent_table_keeps_the_children(app, tmp_path):
+    """Rebuilding `users` (what SQLite's batch mode does for most changes) must not
+    cascade-delete memberships or login sessions."""
+    import shutil
+
+    from alembic.script import ScriptDirectory
+    from flask_migrate import upgrade
+
+    from members.models import LoginSession
+
+    migrations = tmp_path / "migrations"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "migrations", migrations)
+    with app.app_context():
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade(directory=str(migrations))
+        head = ScriptDirectory(str(migrations)).get_current_head()
+        (migrations / "versions" / "test_batch_users.py").write_text(
+            BATCH_MIGRATION.replace("{head}", head)
+        )
+        accounts.create_user("keep@example.com", "long enough")
+        accounts.grant_membership("keep@example.com", "年度会员", 30)
+        accounts.open_session(db.session.scalar(select(User)))
+        db.session.remove()
+        upgrade(directory=str(migrations))
+        db.session.remove()
+        assert len(db.session.scalars(select(Membership)).all()) == 1
+        assert len(db.session.scalars(select(LoginSession)).all()) == 1
+        if db.engine.dialect.name == "sqlite":
+            assert db.session.scalar(text("PRAGMA foreign_keys")) == 1
+        # Leave the schema as the models describe it for the next test.
+        db.session.remove()
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))

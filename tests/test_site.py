@@ -90,6 +90,16 @@ def test_static_urls_carry_a_content_hash_and_are_cached_long(client):
     response.close()
 
 
+def test_a_stale_or_missing_static_version_is_not_cached_for_long(client):
+    response = client.get("/static/site.css?v=000000000000")
+    assert response.status_code == 200
+    assert "immutable" not in response.headers.get("Cache-Control", "")
+    response.close()
+    response = client.get("/static/nothing-here.css?v=000000000000")
+    assert response.status_code == 404
+    assert "immutable" not in response.headers.get("Cache-Control", "")
+
+
 def test_static_hash_follows_the_file(app, tmp_path):
     from app import _static_hash
 
@@ -176,6 +186,7 @@ def test_error_pages_are_fragments_for_htmx(guarded, client, path, status):
 def test_method_not_allowed_page(client):
     response = client.delete("/login")
     assert response.status_code == 405
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
     assert "请求方式不对" in html(response).select_one("h1").get_text()
 
 
