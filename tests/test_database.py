@@ -234,13 +234,17 @@ branch_labels = None
 depends_on = None
 
 
+def recreate():
+    return "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+
+
 def upgrade():
-    with op.batch_alter_table("users", recreate="always") as batch_op:
+    with op.batch_alter_table("users", recreate=recreate()) as batch_op:
         batch_op.add_column(sa.Column("nickname", sa.String(40), nullable=True))
 
 
 def downgrade():
-    with op.batch_alter_table("users", recreate="always") as batch_op:
+    with op.batch_alter_table("users", recreate=recreate()) as batch_op:
         batch_op.drop_column("nickname")
 '''
 
