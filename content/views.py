@@ -1,12 +1,108 @@
-"""Reader-facing content pages."""
+"""Reader-facing content pages: today, an article, a day, a column, the archive, keywords."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from datetime import date, datetime
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from app import db, is_htmx, local_time, render_page
+from content import articles
+from content.models import Article, Column
 
 bp = Blueprint("content", __name__)
+
+ARCHIVE_PAGE = 20
+
+
+def can_read_whole(article: Article) -> bool:
+    """Whether the reader may see past the preview of `article`."""
+    if not article.members_only:
+        return True
+    return bool(
+        current_user.is_authenticated and (current_user.is_member or current_user.is_editor)
+    )
 
 
 @bp.get("/")
 def home():
-    return render_template("content/home.html")
+    today = articles.today()
+    piece = articles.daily_piece(today)
+    recent = [a for a in articles.latest(14) if piece is None or a.id != piece.id]
+    return render_template("content/home.html", piece=piece, recent=recent, today=today)
+
+
+@bp.get("/a/<slug>")
+def article(slug: str):
+    found = articles.article_for_reader(slug)
+    if found is None:
+        abort(404)
+    return render_template("content/article.html", article=found, whole=can_read_whole(found))
+
+
+@bp.get("/daily/<day>")
+def daily(day: str):
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        abort(404)
+    piece = articles.daily_piece(when)
+    if piece is None:
+        abort(404)
+    return redirect(url_for("content.article", slug=piece.slug))
+
+
+@bp.get("/columns/<slug>")
+def column(slug: str):
+    found = db.session.scalar(select(Column).where(Column.slug == slug))
+    if found is None:
+        abort(404)
+    return _archive(column=found)
+
+
+@bp.get("/archive")
+def archive():
+    return _archive(column=None)
+
+
+def _archive(column: Column | None):
+    before = None
+    if request.args.get("before"):
+        try:
+            before = datetime.fromisoformat(request.args["before"])
+        except ValueError:
+            abort(400)
+        if before.tzinfo is None:
+            abort(400)
+    # One more than a page tells whether there is a next page.
+    found = articles.latest(ARCHIVE_PAGE + 1, before=before, column=column)
+    items = found[:ARCHIVE_PAGE]
+    next_url = None
+    if len(found) > ARCHIVE_PAGE:
+        where = {"slug": column.slug} if column else {}
+        endpoint = "content.column" if column else "content.archive"
+        last = items[-1].publish_at
+        month = local_time(last).strftime("%Y-%m")
+        next_url = url_for(endpoint, before=last.isoformat(), month=month, **where)
+    return render_page(
+        "content/archive.html",
+        "content/_archive_items.html",
+        items=items,
+        column=column,
+        next_url=next_url,
+        # A "load more" page continues a month whose heading is already on screen.
+        month_shown=request.args.get("month", "") if is_htmx() else "",
+    )
+
+
+@bp.get("/k")
+@bp.get("/k/<keyword>")
+def keyword(keyword: str | None = None):
+    """A keyword from the morning voice: its article, or a page that says what to try."""
+    words = (keyword if keyword is not None else request.args.get("q", "")).strip()[:40]
+    found = articles.article_for_keyword(words) if words else None
+    if found is not None:
+        return redirect(url_for("content.article", slug=found.slug))
+    return render_template("content/keyword.html", words=words), 404 if words else 200

@@ -40,12 +40,16 @@ def make_config(data_dir: Path, **extra: object) -> dict[str, object]:
 
 
 def reset_database() -> None:
-    """Empty every table (PostgreSQL), or create them in the fresh file (SQLite)."""
+    """Empty every table (PostgreSQL), or create them in the fresh file (SQLite), then add
+    the rows the migrations seed."""
+    from content.models import DEFAULT_COLUMNS, Column
+
     db.create_all()
-    if db.engine.dialect.name == "postgresql":
-        names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-        with db.engine.begin() as conn:
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        conn.execute(Column.__table__.insert(), DEFAULT_COLUMNS)
 
 
 class CheckedClient(FlaskClient):

@@ -18,7 +18,7 @@ def no_sideways_scroll(page) -> None:
 def test_home_on_a_phone(phone):
     page = phone.page
     phone.open("/")
-    expect(page.locator(".hero h1")).to_be_visible()
+    expect(page.locator(".today h1")).to_be_visible()
     tabbar = page.locator("nav.tabbar")
     box = tabbar.bounding_box()
     assert box is not None

@@ -285,3 +285,18 @@ def test_a_batch_migration_of_a_parent_table_keeps_the_children(app, tmp_path):
         db.drop_all()
         with db.engine.begin() as conn:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+def test_migrations_seed_the_default_columns(app):
+    from content.models import DEFAULT_COLUMNS, Column
+
+    runner = app.test_cli_runner()
+    with app.app_context():
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    with app.app_context():
+        rows = db.session.scalars(select(Column).order_by(Column.id)).all()
+        seeded = [{"slug": c.slug, "name": c.name, "position": c.position} for c in rows]
+        assert seeded == DEFAULT_COLUMNS

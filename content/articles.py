@@ -1,0 +1,324 @@
+"""The rules of articles: saving (with revisions and conflict detection), scheduling,
+keywords, and what a reader may see when.
+
+Scheduled articles need no cron: every reader query filters by the clock (`visible`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import IntegrityError
+
+from app import db, utcnow, write_transaction
+from content.models import Article, ArticleKeyword, ArticleRevision, Column, Status, Visibility
+from content.rendering import render_markdown
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,118}[a-z0-9])?$")
+KEYWORD_RE = re.compile(r"^[\w-]{1,20}$")
+KEYWORD_SPLIT = re.compile(r"[\s,，、;；]+")
+MAX_KEYWORDS = 8
+TITLE_MAX, SUMMARY_MAX, BODY_MAX = 120, 300, 200_000
+
+
+class ArticleError(Exception):
+    """Fields at fault, each with the message shown next to it."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__(" ".join(errors.values()))
+
+
+class ArticleConflict(Exception):
+    """Someone saved the article since this editor opened it. Their text is kept as a
+    revision (note "conflict"); `current` is what is saved now."""
+
+    def __init__(self, current: Article, kept: ArticleRevision) -> None:
+        self.current = current
+        self.kept = kept
+        super().__init__(f"article {current.id} changed since version {kept.version}")
+
+
+@dataclass
+class Draft:
+    """What an editor submits for an article; strings as typed."""
+
+    title: str = ""
+    body_md: str = ""
+    summary: str = ""
+    slug: str = ""
+    column: str = ""  # a column's slug, or empty
+    keywords: str = ""  # separated by spaces, commas or 、
+    visibility: str = Visibility.PUBLIC.value
+    status: str = "draft"  # draft, scheduled or published
+    publish_at: str | datetime | None = None  # local time "YYYY-MM-DD HH:MM" or aware
+    base_version: int | None = None  # the version the editor started from
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+# --- what readers may see ----------------------------------------------------------------
+
+
+def visible(now: datetime) -> ColumnElement[bool]:
+    """Published, and its time has come."""
+    return (Article.status == Status.PUBLISHED) & (Article.publish_at <= now)
+
+
+def local_day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants where `day` begins and ends in the site's time zone."""
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    return start, start + timedelta(days=1)
+
+
+def today() -> date:
+    return utcnow().astimezone(ZoneInfo(current_app.config["TIMEZONE"])).date()
+
+
+def article_for_reader(slug: str) -> Article | None:
+    return db.session.scalar(select(Article).where(Article.slug == slug, visible(utcnow())))
+
+
+def daily_piece(day: date) -> Article | None:
+    """The piece of `day` (Asia/Shanghai): the first one published that day."""
+    start, end = local_day_bounds(day)
+    now = utcnow()
+    return db.session.scalar(
+        select(Article)
+        .where(visible(now), Article.publish_at >= start, Article.publish_at < end)
+        .order_by(Article.publish_at, Article.id)
+        .limit(1)
+    )
+
+
+def latest(limit: int, *, before: datetime | None = None, column: Column | None = None):
+    """Published articles, newest first; `before` pages on."""
+    query = select(Article).where(visible(utcnow()))
+    if before is not None:
+        query = query.where(Article.publish_at < before)
+    if column is not None:
+        query = query.where(Article.column_id == column.id)
+    return db.session.scalars(
+        query.order_by(Article.publish_at.desc(), Article.id.desc()).limit(limit)
+    ).all()
+
+
+def article_for_keyword(keyword: str) -> Article | None:
+    """The published article that owns this lookup keyword (exact, case-insensitive)."""
+    keyword = normalize_keyword(keyword)
+    if not keyword:
+        return None
+    return db.session.scalar(
+        select(Article)
+        .join(ArticleKeyword)
+        .where(ArticleKeyword.keyword == keyword, ArticleKeyword.live, visible(utcnow()))
+        .limit(1)
+    )
+
+
+# --- saving ------------------------------------------------------------------------------
+
+
+def normalize_keyword(keyword: str) -> str:
+    return keyword.strip().lower()
+
+
+def parse_keywords(text: str) -> list[str]:
+    seen: list[str] = []
+    for word in KEYWORD_SPLIT.split(text or ""):
+        word = normalize_keyword(word)
+        if word and word not in seen:
+            seen.append(word)
+    return seen
+
+
+def parse_local_time(value: str | datetime | None) -> datetime | None:
+    """An aware UTC datetime from "YYYY-MM-DD HH:MM" (or the T form) in the site's zone."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value
+    text = value.strip().replace("T", " ")
+    parsed = datetime.strptime(text[:16], "%Y-%m-%d %H:%M")
+    return parsed.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
+
+
+def _new_slug(title: str, when: datetime) -> str:
+    day = when.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).strftime("%Y%m%d")
+    words = re.findall(r"[a-z0-9]+", title.lower())
+    tail = "-".join(words)[:60].strip("-") if words else secrets.token_hex(3)
+    return f"{day}-{tail}"
+
+
+def _check(draft: Draft, now: datetime) -> dict[str, object]:
+    """Every field's rule at once, so that the form shows all its faults."""
+    errors: dict[str, str] = {}
+    title = draft.title.strip()
+    if not title:
+        errors["title"] = "请填写标题。"
+    elif len(title) > TITLE_MAX:
+        errors["title"] = f"标题最多 {TITLE_MAX} 个字。"
+    summary = draft.summary.strip()
+    if len(summary) > SUMMARY_MAX:
+        errors["summary"] = f"摘要最多 {SUMMARY_MAX} 个字。"
+    if len(draft.body_md) > BODY_MAX:
+        errors["body_md"] = f"正文最多 {BODY_MAX} 个字符。"
+    slug = draft.slug.strip().lower()
+    if slug and not SLUG_RE.match(slug):
+        errors["slug"] = "链接名只能用小写字母、数字和连字符，且不能以连字符开头或结尾。"
+    keywords = parse_keywords(draft.keywords)
+    bad = [k for k in keywords if not KEYWORD_RE.match(k)]
+    if bad:
+        errors["keywords"] = (
+            f"关键词「{bad[0]}」不合适：每个关键词 1 到 20 个字，只含文字、数字或连字符。"
+        )
+    elif len(keywords) > MAX_KEYWORDS:
+        errors["keywords"] = f"关键词最多 {MAX_KEYWORDS} 个。"
+    if draft.visibility not in (Visibility.PUBLIC, Visibility.MEMBERS):
+        errors["visibility"] = "请选择公开或仅会员可读。"
+    if draft.status not in ("draft", "scheduled", "published"):
+        errors["status"] = "请选择草稿、定时发布或立即发布。"
+    publish_at = None
+    try:
+        publish_at = parse_local_time(draft.publish_at)
+    except ValueError:
+        errors["publish_at"] = "发布时间的格式应为 2026-11-22 06:30。"
+    if draft.status == "scheduled" and "publish_at" not in errors:
+        if publish_at is None:
+            errors["publish_at"] = "定时发布需要填写发布时间。"
+        elif publish_at <= now:
+            errors["publish_at"] = "定时发布的时间需要晚于现在。"
+    if errors:
+        raise ArticleError(errors)
+    if draft.status == "published" and publish_at is None:
+        publish_at = now
+    return {
+        "title": title,
+        "summary": summary,
+        "slug": slug,
+        "keywords": keywords,
+        "publish_at": publish_at,
+        "status": Status.DRAFT if draft.status == "draft" else Status.PUBLISHED,
+    }
+
+
+def _revision(
+    article: Article, author_id: int | None, now: datetime, note: str = ""
+) -> ArticleRevision:
+    return ArticleRevision(
+        article_id=article.id,
+        version=article.version,
+        title=article.title,
+        summary=article.summary,
+        body_md=article.body_md,
+        keywords=" ".join(article.keyword_list),
+        visibility=article.visibility,
+        note=note,
+        author_id=author_id,
+        saved_at=now,
+    )
+
+
+def save_article(
+    draft: Draft, *, article_id: int | None = None, author_id: int | None = None
+) -> Article:
+    """Create (no `article_id`) or update an article, keeping a revision of every save.
+
+    Raises ArticleError for bad fields, a taken slug or a keyword that another published
+    article holds; ArticleConflict when `draft.base_version` is not the saved version.
+    """
+    now = utcnow()
+    fields = _check(draft, now)
+    rendered = render_markdown(draft.body_md)
+    keywords: list[str] = fields["keywords"]  # type: ignore[assignment]
+    conflict: ArticleConflict | None = None
+    try:
+        with write_transaction() as session:
+            if article_id is None:
+                article = Article(created_at=now, version=0, author_id=author_id)
+            else:
+                article = session.scalars(
+                    select(Article).where(Article.id == article_id).with_for_update(of=Article)
+                ).one_or_none()
+                if article is None:
+                    raise ArticleError({"title": "这篇文章不存在或已被删除。"})
+            stale = draft.base_version is not None and draft.base_version != article.version
+            if article_id is not None and stale:
+                # Keep the losing text as a revision; the editor sees both and chooses.
+                kept = ArticleRevision(
+                    article_id=article.id,
+                    version=draft.base_version,
+                    title=str(fields["title"]),
+                    summary=str(fields["summary"]),
+                    body_md=draft.body_md,
+                    keywords=" ".join(keywords),
+                    visibility=draft.visibility,
+                    note="conflict",
+                    author_id=author_id,
+                    saved_at=now,
+                )
+                session.add(kept)
+                conflict = ArticleConflict(article, kept)
+            else:
+                _apply(session, article, draft, fields, rendered, keywords, now)
+                session.add(article)
+                session.flush()
+                session.add(_revision(article, author_id, now))
+    except IntegrityError:
+        raise ArticleError({"keywords": "关键词或链接名刚被另一篇文章占用，请换一个。"}) from None
+    if conflict is not None:
+        raise conflict
+    return article
+
+
+def _apply(session, article, draft, fields, rendered, keywords, now) -> None:
+    status = fields["status"]
+    column = None
+    if draft.column:
+        column = session.scalar(select(Column).where(Column.slug == draft.column))
+        if column is None:
+            raise ArticleError({"column": "没有这个栏目。"})
+    publish_at = fields["publish_at"]
+    slug = fields["slug"] or article.slug or _new_slug(fields["title"], publish_at or now)
+    taken = session.scalar(select(Article.id).where(Article.slug == slug))
+    if taken is not None and taken != article.id:
+        raise ArticleError({"slug": f"链接名 {slug} 已被另一篇文章使用。"})
+    live = status == Status.PUBLISHED
+    if live and keywords:
+        holder = session.execute(
+            select(ArticleKeyword.keyword, Article.title)
+            .join(Article)
+            .where(
+                ArticleKeyword.keyword.in_(keywords),
+                ArticleKeyword.live,
+                Article.id != (article.id or 0),
+            )
+            .limit(1)
+        ).first()
+        if holder is not None:
+            raise ArticleError({"keywords": f"关键词「{holder[0]}」已被《{holder[1]}》使用。"})
+    article.title = fields["title"]
+    article.summary = fields["summary"]
+    article.slug = slug
+    article.body_md = draft.body_md
+    article.body_html = rendered.html
+    article.preview_html = rendered.preview_html
+    article.has_more = rendered.has_more
+    article.column_id = column.id if column else None
+    article.visibility = draft.visibility
+    article.status = status
+    article.publish_at = publish_at
+    article.version = (article.version or 0) + 1
+    article.updated_at = now
+    existing = {k.keyword: k for k in article.keywords}
+    article.keywords = [existing.get(k) or ArticleKeyword(keyword=k) for k in keywords]
+    for keyword in article.keywords:
+        keyword.live = live

@@ -1,0 +1,155 @@
+"""Articles, their columns, lookup keywords and saved revisions."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app import UTCDateTime, db
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"
+    MEMBERS = "members"
+
+
+class Status(enum.StrEnum):
+    DRAFT = "draft"
+    # Published with `publish_at` in the future is "scheduled": it shows when the clock says.
+    PUBLISHED = "published"
+
+
+class Column(db.Model):
+    """A column (栏目) such as 每日60秒, 读书笔记 or 又一课."""
+
+    __tablename__ = "columns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(60), unique=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Article(db.Model):
+    __tablename__ = "articles"
+    __table_args__ = (
+        CheckConstraint("visibility IN ('public', 'members')", name="visibility"),
+        CheckConstraint("status IN ('draft', 'published')", name="status"),
+        CheckConstraint("status = 'draft' OR publish_at IS NOT NULL", name="published_has_time"),
+        Index("ix_articles_status_publish_at", "status", "publish_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    title: Mapped[str] = mapped_column(String(120))
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    body_md: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    preview_html: Mapped[str] = mapped_column(Text, default="")
+    has_more: Mapped[bool] = mapped_column(Boolean, default=False)
+    column_id: Mapped[int | None] = mapped_column(
+        ForeignKey("columns.id", ondelete="SET NULL"), index=True
+    )
+    visibility: Mapped[str] = mapped_column(String(10), default=Visibility.PUBLIC.value)
+    status: Mapped[str] = mapped_column(String(10), default=Status.DRAFT.value)
+    publish_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped on every save; a save based on an older version is a conflict.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    column: Mapped[Column | None] = relationship(lazy="joined")
+    keywords: Mapped[list[ArticleKeyword]] = relationship(
+        back_populates="article",
+        cascade="all, delete-orphan",
+        order_by="ArticleKeyword.id",
+        lazy="selectin",
+    )
+
+    @property
+    def members_only(self) -> bool:
+        return self.visibility == Visibility.MEMBERS
+
+    @property
+    def keyword_list(self) -> list[str]:
+        return [k.keyword for k in self.keywords]
+
+    def is_visible_at(self, at: datetime) -> bool:
+        return (
+            self.status == Status.PUBLISHED
+            and self.publish_at is not None
+            and self.publish_at <= at
+        )
+
+    def state_at(self, at: datetime) -> str:
+        """draft, scheduled or published, as the editor desk shows it."""
+        if self.status == Status.DRAFT:
+            return "draft"
+        return "published" if self.is_visible_at(at) else "scheduled"
+
+
+class ArticleKeyword(db.Model):
+    """A lookup keyword (关键词回复). Among published articles each keyword is unique: the
+    partial unique index holds it even when two editors publish at the same moment."""
+
+    __tablename__ = "article_keywords"
+    __table_args__ = (
+        Index(
+            "uq_article_keywords_live_keyword",
+            "keyword",
+            unique=True,
+            sqlite_where=text("live"),
+            postgresql_where=text("live"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    keyword: Mapped[str] = mapped_column(String(40))
+    # True while the article is published (scheduled included).
+    live: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    article: Mapped[Article] = relationship(back_populates="keywords")
+
+
+class ArticleRevision(db.Model):
+    """What an article was after one save: editors can view and restore any of them."""
+
+    __tablename__ = "article_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(120))
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    body_md: Mapped[str] = mapped_column(Text, default="")
+    keywords: Mapped[str] = mapped_column(String(400), default="")
+    visibility: Mapped[str] = mapped_column(String(10))
+    # "" for a save; "conflict" keeps a save that lost a race, so that no text is ever lost.
+    note: Mapped[str] = mapped_column(String(20), default="")
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+DEFAULT_COLUMNS = [
+    {"slug": "daily", "name": "每日60秒", "position": 1},
+    {"slug": "reading-notes", "name": "读书笔记", "position": 2},
+    {"slug": "lessons", "name": "又一课", "position": 3},
+]

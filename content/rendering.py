@@ -1,0 +1,168 @@
+"""Markdown to safe HTML, done once when an article is saved.
+
+Python-Markdown (tables, fenced code, footnotes) renders, then nh3 keeps only an allow-list:
+an editor's account can be stolen, so an article must never carry script, event handlers,
+`javascript:` or `data:` URLs, `hx-*` attributes or images from other hosts. Block shortcodes
+such as `[[product:SLUG]]` are swapped in after cleaning by renderers that the features
+register (see `register_shortcode`), so trusted markup may carry what authors may not.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+from html.parser import HTMLParser
+
+import markdown
+import nh3
+from flask import current_app
+
+MORE_MARKER = re.compile(r"^[ \t]*<!--\s*more\s*-->[ \t]*$", re.M)
+SHORTCODE = re.compile(r"^[ \t]*\[\[([a-z]+):([A-Za-z0-9][A-Za-z0-9_-]{0,119})\]\][ \t]*$", re.M)
+PREVIEW_PARAGRAPHS = 3
+
+ALLOWED_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "b", "i", "del", "s",
+    "code", "pre", "blockquote", "ul", "ol", "li", "a", "img", "table", "thead", "tbody", "tr",
+    "th", "td", "sup", "sub", "div", "span", "dl", "dt", "dd", "abbr",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title", "class"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "th": {"align"},
+    "td": {"align"},
+    "abbr": {"title"},
+    "code": {"class"},
+    "div": {"class"},
+    "span": {"class"},
+    "sup": {"id"},
+    "li": {"id"},
+}
+SAFE_ID = re.compile(r"^fn(ref)?:[\w-]{1,40}$")  # footnotes' ids; nothing that clobbers ours
+SAFE_CLASS = re.compile(r"^(footnote|footnote-ref|footnote-backref|language-[\w+-]{1,30})$")
+
+
+def _keep_attribute(tag: str, name: str, value: str) -> str | None:
+    if name == "id":
+        return value if SAFE_ID.match(value) else None
+    if name == "class":
+        kept = [c for c in value.split() if SAFE_CLASS.match(c)]
+        return " ".join(kept) or None
+    if tag == "img" and name == "src":
+        # Only our own files: no request to another host, no data: URLs.
+        return value if value.startswith("/") and not value.startswith("//") else None
+    return value
+
+
+def clean_html(html: str) -> str:
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        clean_content_tags={"script", "style"},
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_keep_attribute,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+    )
+
+
+# --- shortcodes --------------------------------------------------------------------------
+
+ShortcodeRenderer = Callable[[str], str]
+
+
+def link_only_product(slug: str) -> str:
+    """The product shortcode until the shop registers its card: a plain link."""
+    href = f"/shop/p/{escape(slug)}"
+    return f'<p class="product-link"><a href="{href}">查看商品</a></p>'
+
+
+def shortcode_renderers() -> dict[str, ShortcodeRenderer]:
+    return current_app.extensions.setdefault("shortcodes", {"product": link_only_product})
+
+
+def register_shortcode(name: str, renderer: ShortcodeRenderer) -> None:
+    """Let a feature render `[[name:slug]]` blocks (its output is trusted markup)."""
+    shortcode_renderers()[name] = renderer
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rendered:
+    html: str  # the whole article
+    preview_html: str  # what everyone may read of a members-only article
+    has_more: bool  # whether the preview leaves anything out
+
+
+def _to_html(source: str) -> str:
+    md = markdown.Markdown(
+        extensions=["tables", "fenced_code", "footnotes"],
+        extension_configs={"tables": {"use_align_attribute": True}},
+        output_format="html",
+    )
+    nonce = secrets.token_hex(8)
+    found: list[tuple[str, str]] = []
+
+    def hold(match: re.Match[str]) -> str:
+        found.append((match.group(1), match.group(2)))
+        return f"\n\nSHORTCODE{nonce}N{len(found) - 1}\n\n"
+
+    html = clean_html(md.convert(SHORTCODE.sub(hold, source)))
+    renderers = shortcode_renderers()
+    for i, (name, slug) in enumerate(found):
+        renderer = renderers.get(name)
+        replacement = renderer(slug) if renderer else ""
+        html = html.replace(f"<p>SHORTCODE{nonce}N{i}</p>", replacement)
+    return html
+
+
+class _TopLevelParagraphs(HTMLParser):
+    """Finds where the Nth top-level paragraph of an HTML fragment ends."""
+
+    VOID = {"br", "hr", "img", "input", "meta", "link", "source", "wbr"}
+
+    def __init__(self, html: str, wanted: int) -> None:
+        super().__init__(convert_charrefs=False)
+        self.lines = html.splitlines(keepends=True)
+        self.depth = 0
+        self.paragraphs = 0
+        self.wanted = wanted
+        self.cut: int | None = None
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag not in self.VOID:
+            self.depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.VOID:
+            return
+        self.depth -= 1
+        if self.depth == 0 and tag == "p" and self.cut is None:
+            self.paragraphs += 1
+            if self.paragraphs == self.wanted:
+                line, column = self.getpos()
+                offset = sum(len(x) for x in self.lines[: line - 1]) + column
+                self.cut = offset + len("</p>")
+
+
+def render_markdown(source: str) -> Rendered:
+    """Render an article body: the whole of it, and the preview a non-member may read (what
+    stands above `<!--more-->`, or the first three paragraphs when there is no marker)."""
+    source = source.replace("\r\n", "\n")
+    marker = MORE_MARKER.search(source)
+    if marker:
+        before, after = source[: marker.start()], source[marker.end() :]
+        preview = _to_html(before)
+        return Rendered(_to_html(before + "\n\n" + after), preview, bool(after.strip()))
+    html = _to_html(source)
+    cut = _TopLevelParagraphs(html, PREVIEW_PARAGRAPHS).cut
+    if cut is None or not html[cut:].strip():
+        return Rendered(html, html, False)
+    return Rendered(html, html[:cut], True)
