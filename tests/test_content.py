@@ -296,3 +296,47 @@ def test_columns_list_their_articles(client, publish):
     titles = [t.get_text() for t in html(client.get("/columns/daily")).select(".item-title")]
     assert titles == ["每日一篇"]
     assert client.get("/columns/nope").status_code == 404
+
+
+def _publish_in_process(data_dir: str, barrier, title: str, results) -> None:
+    from pathlib import Path
+
+    from app import create_app
+    from tests.conftest import make_config
+
+    app = create_app(make_config(Path(data_dir)))
+    with app.app_context():
+        barrier.wait(timeout=30)
+        try:
+            articles.save_article(
+                Draft(title=title, body_md="同一个关键词。", keywords="抢答", status="published")
+            )
+            results.put("published")
+        except ArticleError as error:
+            results.put(error.errors["keywords"])
+
+
+def test_two_processes_publishing_one_keyword_leave_exactly_one_holder(app):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(4)
+    results = ctx.Queue()
+    workers = [
+        ctx.Process(
+            target=_publish_in_process,
+            args=(str(app.config["DATA_DIR"]), barrier, f"第{i}篇", results),
+        )
+        for i in range(4)
+    ]
+    for w in workers:
+        w.start()
+    outcomes = sorted(results.get(timeout=120) for _ in workers)
+    for w in workers:
+        w.join(timeout=30)
+        assert w.exitcode == 0
+    assert outcomes.count("published") == 1
+    assert all("抢答" in o or "刚被另一篇文章占用" in o for o in outcomes if o != "published")
+    with app.app_context():
+        holders = db.session.scalars(select(Article).where(Article.status == "published")).all()
+        assert len(holders) == 1 and holders[0].keyword_list == ["抢答"]
