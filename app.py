@@ -499,9 +499,10 @@ demo_cli = AppGroup("demo", help="Demo data for a living site on a development m
 @demo_cli.command("load")
 def demo_load() -> None:
     """Load the demo data that is missing and print the demo logins."""
+    from content import demo as content_demo
     from members import demo as members_demo
 
-    loaders: list[Callable[[], list[str]]] = [members_demo.load]
+    loaders: list[Callable[[], list[str]]] = [members_demo.load, content_demo.load]
     for loader in loaders:
         for line in loader():
             click.echo(line)

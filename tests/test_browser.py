@@ -175,3 +175,26 @@ def test_a_proxy_error_keeps_what_was_typed(phone, make_user):
     phone.server_errors.clear()  # the 502 was ours
     phone.problems.clear()  # htmx logs the failed response
     phone.screenshot("proxy-error")
+
+
+def test_reading_today_and_a_members_only_piece_on_a_phone(phone, app):
+    with app.app_context():
+        from content import demo
+
+        demo.load()
+    page = phone.page
+    phone.open("/")
+    expect(page.locator(".today h1")).to_have_text("晨读的第一天")
+    expect(page.locator(".keyword-hint")).to_contain_text("晨读")
+    no_sideways_scroll(page)
+    phone.screenshot("home-today")
+    page.fill("#k-q", "复利")
+    page.press("#k-q", "Enter")
+    expect(page.locator("article h1")).to_have_text("知识的复利")
+    expect(page.locator(".join-invite")).to_contain_text("以下内容仅会员可读")
+    assert "给会员的完整内容" not in page.content()
+    no_sideways_scroll(page)
+    phone.screenshot("article-members-preview")
+    phone.open("/archive")
+    expect(page.locator("#archive-items .item")).to_have_count(14)
+    phone.screenshot("archive")

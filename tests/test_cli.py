@@ -134,6 +134,12 @@ def test_demo_load_is_idempotent_and_prints_working_logins(app, cli, client):
         assert db.session.scalar(select(func.count()).select_from(Membership)) == 1
         member = db.session.scalar(select(User).where(User.email == "member@example.com"))
         assert member.is_member
+    assert "演示文章 (demo articles): 14" in first.output
+    home = html(client.get("/"))
+    assert home.select_one(".today h1").get_text() == "晨读的第一天"
+    assert len(home.select(".items .item")) == 13
+    anonymous = client.get("/a/" + home.select(".items .item a")[0]["href"].rsplit("/", 1)[1])
+    assert anonymous.status_code == 200
     post_form(
         client, "/login", {"email": "member@example.com", "password": logins["member@example.com"]}
     )
