@@ -329,15 +329,8 @@ def _harden(response: Any) -> Any:
         version = request.args.get("v")
         # Immutable only when the hash names this very file: during a deploy an old page may
         # ask for a version that no longer exists, and that answer must not stick for a year.
-        if (
-            response.status_code == 200
-            and version
-            and version
-            == _static_hash(
-                current_app._get_current_object(),
-                filename,  # type: ignore[attr-defined]
-            )
-        ):
+        current = _static_hash(current_app, filename)  # type: ignore[arg-type]
+        if response.status_code == 200 and version and version == current:
             headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
     response.vary.add("HX-Request")

@@ -211,16 +211,23 @@ def _check(draft: Draft, now: datetime) -> dict[str, object]:
 
 
 def _revision(
-    article: Article, author_id: int | None, now: datetime, note: str = ""
+    article_id: int,
+    version: int,
+    draft: Draft,
+    fields: dict[str, object],
+    author_id: int | None,
+    now: datetime,
+    note: str = "",
 ) -> ArticleRevision:
+    """The submitted text as a revision: a save's, or the losing side of a conflict."""
     return ArticleRevision(
-        article_id=article.id,
-        version=article.version,
-        title=article.title,
-        summary=article.summary,
-        body_md=article.body_md,
-        keywords=" ".join(article.keyword_list),
-        visibility=article.visibility,
+        article_id=article_id,
+        version=version,
+        title=str(fields["title"]),
+        summary=str(fields["summary"]),
+        body_md=draft.body_md,
+        keywords=" ".join(fields["keywords"]),  # type: ignore[arg-type]
+        visibility=draft.visibility,
         note=note,
         author_id=author_id,
         saved_at=now,
@@ -253,17 +260,8 @@ def save_article(
             stale = draft.base_version is not None and draft.base_version != article.version
             if article_id is not None and stale:
                 # Keep the losing text as a revision; the editor sees both and chooses.
-                kept = ArticleRevision(
-                    article_id=article.id,
-                    version=draft.base_version,
-                    title=str(fields["title"]),
-                    summary=str(fields["summary"]),
-                    body_md=draft.body_md,
-                    keywords=" ".join(keywords),
-                    visibility=draft.visibility,
-                    note="conflict",
-                    author_id=author_id,
-                    saved_at=now,
+                kept = _revision(
+                    article.id, draft.base_version, draft, fields, author_id, now, "conflict"
                 )
                 session.add(kept)
                 conflict = ArticleConflict(article, kept)
@@ -271,7 +269,7 @@ def save_article(
                 _apply(session, article, draft, fields, rendered, keywords, now)
                 session.add(article)
                 session.flush()
-                session.add(_revision(article, author_id, now))
+                session.add(_revision(article.id, article.version, draft, fields, author_id, now))
     except IntegrityError:
         raise ArticleError({"keywords": "关键词或链接名刚被另一篇文章占用，请换一个。"}) from None
     if conflict is not None:

@@ -87,19 +87,6 @@ class Article(db.Model):
     def keyword_list(self) -> list[str]:
         return [k.keyword for k in self.keywords]
 
-    def is_visible_at(self, at: datetime) -> bool:
-        return (
-            self.status == Status.PUBLISHED
-            and self.publish_at is not None
-            and self.publish_at <= at
-        )
-
-    def state_at(self, at: datetime) -> str:
-        """draft, scheduled or published, as the editor desk shows it."""
-        if self.status == Status.DRAFT:
-            return "draft"
-        return "published" if self.is_visible_at(at) else "scheduled"
-
 
 class ArticleKeyword(db.Model):
     """A lookup keyword (关键词回复). Among published articles each keyword is unique: the

@@ -66,8 +66,6 @@ class LoginSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    user: Mapped[User] = relationship()
-
 
 class Membership(db.Model):
     __tablename__ = "memberships"
