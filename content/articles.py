@@ -17,7 +17,16 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 
 from app import db, utcnow, write_transaction
-from content.models import Article, ArticleKeyword, ArticleRevision, Column, Status, Visibility
+from content.models import (
+    Article,
+    ArticleKeyword,
+    ArticleRevision,
+    Column,
+    Media,
+    SearchQueue,
+    Status,
+    Visibility,
+)
 from content.rendering import render_markdown
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,118}[a-z0-9])?$")
@@ -59,6 +68,8 @@ class Draft:
     status: str = "draft"  # draft, scheduled or published
     publish_at: str | datetime | None = None  # local time "YYYY-MM-DD HH:MM" or aware
     base_version: int | None = None  # the version the editor started from
+    cover_id: int | str | None = None  # an uploaded image's id, or empty
+    voice_id: int | str | None = None  # an uploaded voice's id, or empty
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -196,6 +207,15 @@ def _check(draft: Draft, now: datetime) -> dict[str, object]:
             errors["publish_at"] = "定时发布需要填写发布时间。"
         elif publish_at <= now:
             errors["publish_at"] = "定时发布的时间需要晚于现在。"
+    media_ids: dict[str, int | None] = {}
+    for name in ("cover_id", "voice_id"):
+        value = getattr(draft, name)
+        if value in (None, ""):
+            media_ids[name] = None
+        elif isinstance(value, int) or str(value).isdigit():
+            media_ids[name] = int(value)
+        else:
+            errors[name] = "请重新选择文件。"
     if errors:
         raise ArticleError(errors)
     if draft.status == "published" and publish_at is None:
@@ -207,6 +227,7 @@ def _check(draft: Draft, now: datetime) -> dict[str, object]:
         "keywords": keywords,
         "publish_at": publish_at,
         "status": Status.DRAFT if draft.status == "draft" else Status.PUBLISHED,
+        **media_ids,
     }
 
 
@@ -270,6 +291,7 @@ def save_article(
                 session.add(article)
                 session.flush()
                 session.add(_revision(article.id, article.version, draft, fields, author_id, now))
+                session.add(SearchQueue(doc=f"article:{article.id}", queued_at=now))
     except IntegrityError:
         raise ArticleError({"keywords": "关键词或链接名刚被另一篇文章占用，请换一个。"}) from None
     if conflict is not None:
@@ -284,6 +306,16 @@ def _apply(session, article, draft, fields, rendered, keywords, now) -> None:
         column = session.scalar(select(Column).where(Column.slug == draft.column))
         if column is None:
             raise ArticleError({"column": "没有这个栏目。"})
+    for name, kind, message in (
+        ("cover_id", "image", "封面图片不存在，请重新上传。"),
+        ("voice_id", "audio", "语音文件不存在，请重新上传。"),
+    ):
+        media_id = fields[name]
+        if media_id is not None:
+            found = session.get(Media, media_id)
+            if found is None or found.kind != kind:
+                raise ArticleError({name: message})
+        setattr(article, name, media_id)
     publish_at = fields["publish_at"]
     slug = fields["slug"] or article.slug or _new_slug(fields["title"], publish_at or now)
     taken = session.scalar(select(Article.id).where(Article.slug == slug))

@@ -42,6 +42,34 @@ class Column(db.Model):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Media(db.Model):
+    """An uploaded image or voice, stored under DATA_DIR/media and named by its hash."""
+
+    __tablename__ = "media"
+    __table_args__ = (CheckConstraint("kind IN ('image', 'audio')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    ext: Mapped[str] = mapped_column(String(10))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    original_name: Mapped[str] = mapped_column(String(200), default="")
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.key}.{self.ext}"
+
+    @property
+    def seconds(self) -> int:
+        return round((self.duration_ms or 0) / 1000)
+
+
 class Article(db.Model):
     __tablename__ = "articles"
     __table_args__ = (
@@ -70,8 +98,14 @@ class Article(db.Model):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cover_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    voice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("media.id", ondelete="SET NULL"), index=True
+    )
 
     column: Mapped[Column | None] = relationship(lazy="joined")
+    cover: Mapped[Media | None] = relationship(foreign_keys=[cover_id], lazy="joined")
+    voice: Mapped[Media | None] = relationship(foreign_keys=[voice_id], lazy="joined")
     keywords: Mapped[list[ArticleKeyword]] = relationship(
         back_populates="article",
         cascade="all, delete-orphan",
@@ -140,3 +174,27 @@ DEFAULT_COLUMNS = [
     {"slug": "reading-notes", "name": "读书笔记", "position": 2},
     {"slug": "lessons", "name": "又一课", "position": 3},
 ]
+
+
+class PodcastToken(db.Model):
+    """A member's private podcast feed. The URL carries `id.HMAC(secret, id:nonce)`, so the
+    database alone cannot rebuild it; revoking sets `revoked_at` and the URL stops working."""
+
+    __tablename__ = "podcast_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    nonce: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SearchQueue(db.Model):
+    """A document whose search entry is out of date: written in the same transaction as the
+    change, removed by the single index writer once the index has it (see content/search.py)."""
+
+    __tablename__ = "search_queue"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    doc: Mapped[str] = mapped_column(String(40))  # "article:12"
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -15,10 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 
 import markdown
 import nh3
 from flask import current_app
+from markdown.extensions import Extension
+from markdown.treeprocessors import Treeprocessor
+from sqlalchemy import select
+
+from app import db
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 MORE_MARKER = re.compile(r"^[ \t]*<!--\s*more\s*-->[ \t]*$", re.M)
 SHORTCODE = re.compile(r"^[ \t]*\[\[([a-z]+):([A-Za-z0-9][A-Za-z0-9_-]{0,119})\]\][ \t]*$", re.M)
@@ -31,7 +40,7 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title", "class"},
-    "img": {"src", "alt", "title", "width", "height"},
+    "img": {"src", "alt", "title", "width", "height", "loading"},
     "th": {"align"},
     "td": {"align"},
     "abbr": {"title"},
@@ -51,6 +60,10 @@ def _keep_attribute(tag: str, name: str, value: str) -> str | None:
     if name == "class":
         kept = [c for c in value.split() if SAFE_CLASS.match(c)]
         return " ".join(kept) or None
+    if tag == "img" and name in ("width", "height"):
+        return value if value.isdigit() and 0 < int(value) <= 10000 else None
+    if tag == "img" and name == "loading":
+        return "lazy"
     if tag == "img" and name == "src":
         # Only our own files: no request to another host, no data: URLs.
         return value if value.startswith("/") and not value.startswith("//") else None
@@ -99,9 +112,41 @@ class Rendered:
     has_more: bool  # whether the preview leaves anything out
 
 
+MEDIA_SRC = re.compile(r"^/media/([0-9a-f]{40})\.[a-z0-9]{2,5}$")
+
+
+class _ImageSizes(Treeprocessor):
+    """Gives our uploaded images their width and height, so nothing shifts as they load."""
+
+    def run(self, root: Element) -> None:
+        from content.models import Media
+
+        images = [(img, MEDIA_SRC.match(img.get("src", ""))) for img in root.iter("img")]
+        keys = {m.group(1) for _, m in images if m}
+        if not keys:
+            return
+        sizes = {
+            key: (w, h)
+            for key, w, h in db.session.execute(
+                select(Media.key, Media.width, Media.height).where(Media.key.in_(keys))
+            )
+        }
+        for img, match in images:
+            size = sizes.get(match.group(1)) if match else None
+            if size and size[0] and size[1]:
+                img.set("width", str(size[0]))
+                img.set("height", str(size[1]))
+            img.set("loading", "lazy")
+
+
+class _ImageSizeExtension(Extension):
+    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 (Markdown's API)
+        md.treeprocessors.register(_ImageSizes(md), "image_sizes", 0)
+
+
 def _to_html(source: str) -> str:
     md = markdown.Markdown(
-        extensions=["tables", "fenced_code", "footnotes"],
+        extensions=["tables", "fenced_code", "footnotes", _ImageSizeExtension()],
         extension_configs={"tables": {"use_align_attribute": True}},
         output_format="html",
     )

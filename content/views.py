@@ -31,7 +31,13 @@ def home():
     today = articles.today()
     piece = articles.daily_piece(today)
     recent = [a for a in articles.latest(14) if piece is None or a.id != piece.id]
-    return render_template("content/home.html", piece=piece, recent=recent, today=today)
+    return render_template(
+        "content/home.html",
+        piece=piece,
+        recent=recent,
+        today=today,
+        can_hear=piece is not None and can_read_whole(piece),
+    )
 
 
 @bp.get("/a/<slug>")

@@ -27,4 +27,25 @@
   document.addEventListener("htmx:timeout", function () {
     notice("请求超时了，请稍后重试。");
   });
+
+  // Speed buttons for the morning voice (1×, 1.5×, 2×): hidden until this script runs.
+  function wireVoices(root) {
+    root.querySelectorAll("[data-voice]").forEach(function (box) {
+      var audio = box.querySelector("audio");
+      var group = box.querySelector(".speeds");
+      if (!audio || !group || group.dataset.wired) return;
+      group.dataset.wired = "1";
+      group.hidden = false;
+      group.addEventListener("click", function (event) {
+        var button = event.target.closest("button[data-speed]");
+        if (!button) return;
+        audio.playbackRate = parseFloat(button.dataset.speed);
+        group.querySelectorAll("button").forEach(function (b) {
+          b.setAttribute("aria-pressed", b === button ? "true" : "false");
+        });
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { wireVoices(document); });
+  document.addEventListener("htmx:load", function (event) { wireVoices(event.detail.elt); });
 })();

@@ -56,6 +56,7 @@ class CheckedClient(FlaskClient):
     """A test client that fails a test whose response carries a non-ASCII header."""
 
     def open(self, *args, **kwargs):  # type: ignore[override]
+        kwargs.setdefault("buffered", True)  # read and close file responses
         response = super().open(*args, **kwargs)
         for name, value in response.headers.items():
             assert value.isascii(), f"non-ASCII response header {name}: {value!r}"
