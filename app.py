@@ -125,6 +125,10 @@ def write_transaction() -> Iterator[Session]:
         _write_transaction.reset(token)
 
 
+def in_write_transaction() -> bool:
+    return _write_transaction.get()
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -435,6 +439,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from board import bp as board_bp
     from content import bp as content_bp
+    from content import cli as content_cli
     from members import bp as members_bp
     from members import cli as members_cli
     from shop import bp as shop_bp
@@ -444,6 +449,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(shop_bp)
     app.register_blueprint(board_bp)
     members_cli.register(app)
+    content_cli.register(app)
     app.cli.add_command(demo_cli)
 
     @app.url_defaults

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 
 from app import db, utcnow, write_transaction
+from content import search
 from content.models import (
     Article,
     ArticleKeyword,
@@ -296,6 +297,7 @@ def save_article(
         raise ArticleError({"keywords": "关键词或链接名刚被另一篇文章占用，请换一个。"}) from None
     if conflict is not None:
         raise conflict
+    search.drain_quietly()
     return article
 
 

@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app import db, is_htmx, local_time, render_page
-from content import articles
+from content import articles, search
 from content.models import Article, Column
 
 bp = Blueprint("content", __name__)
@@ -111,4 +111,14 @@ def keyword(keyword: str | None = None):
     found = articles.article_for_keyword(words) if words else None
     if found is not None:
         return redirect(url_for("content.article", slug=found.slug))
-    return render_template("content/keyword.html", words=words), 404 if words else 200
+    results = search.search(words) if words else search.Results("", [], 0)
+    status = 404 if words and not results.hits else 200
+    return render_template("content/keyword.html", words=words, results=results), status
+
+
+@bp.get("/search", endpoint="search")
+def search_page():
+    """Full-text search; htmx asks for the results alone as the reader types."""
+    text = request.args.get("q", "").strip()[:100]
+    results = search.search(text) if text else search.Results("", [], 0)
+    return render_page("content/search.html", "content/_search_results.html", results=results)

@@ -1,0 +1,190 @@
+"""Chinese search: jieba segmentation, ranking, snippets, members-only previews, scheduling,
+the queued single writer, reindexing, and keyword lookup falling back to search."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app import FixedClock, create_app, db
+from content import articles, search
+from content.articles import Draft
+from content.models import Article, SearchQueue
+from tests.conftest import DEFAULT_NOW, html, make_config
+
+
+@pytest.fixture
+def publish(app):
+    def save(title="罗辑思维的读书法", body="第一段。", **fields) -> str:
+        fields.setdefault("status", "published")
+        with app.app_context():
+            return articles.save_article(Draft(title=title, body_md=body, **fields)).slug
+
+    return save
+
+
+def slugs(client, q: str) -> list[str]:
+    page = html(client.get("/search", query_string={"q": q}))
+    return [a["href"].removeprefix("/a/") for a in page.select("#results .item-link")]
+
+
+def test_segmentation_finds_siwei_inside_luoji_siwei(client, publish):
+    slug = publish(title="早读", body="今天聊聊罗辑思维这个节目。", slug="luoji")
+    publish(title="别的", body="今天聊聊历史。", slug="other")
+    assert slugs(client, "思维") == [slug]
+    assert slugs(client, "罗辑思维") == [slug]
+
+
+def test_results_are_ranked_and_highlighted(client, publish):
+    publish(title="读书的方法", body="读书要有方法。", slug="title-hit")
+    publish(title="周末", body="周末去公园散步，顺便读书。", slug="body-hit")
+    found = slugs(client, "读书")
+    assert found == ["title-hit", "body-hit"]
+    page = html(client.get("/search?q=读书"))
+    marks = [m.get_text() for m in page.select("#results mark")]
+    assert "读书" in marks
+
+
+def test_snippets_escape_what_the_text_contains(client, publish):
+    publish(title="代码", body="```\n<script>alert('读书')</script>\n```", slug="code")
+    results = html(client.get("/search?q=读书")).select_one("#results")
+    assert results.select("script") == [] and "alert('读书')" in results.get_text()
+
+
+def test_members_only_articles_show_their_preview_only(client, publish):
+    body = "公开的开头讲读书。\n\n<!--more-->\n\n会员才知道的秘密是坚持。"
+    slug = publish(title="会员文章", body=body, visibility="members", slug="members")
+    assert slugs(client, "读书") == [slug]
+    assert slugs(client, "秘密") == []
+    page = html(client.get("/search?q=读书"))
+    assert page.select_one("#results .badge").get_text() == "会员"
+    assert "秘密" not in page.get_text()
+
+
+def test_drafts_are_not_found_and_unpublishing_removes_a_result(app, client, publish):
+    publish(title="草稿里的读书", status="draft", slug="draft")
+    assert slugs(client, "读书") == []
+    slug = publish(title="发布的读书", slug="pub")
+    assert slugs(client, "读书") == [slug]
+    with app.app_context():
+        article = db.session.scalar(select(Article).where(Article.slug == slug))
+        articles.save_article(
+            Draft(title="发布的读书", status="draft", base_version=article.version),
+            article_id=article.id,
+        )
+    assert slugs(client, "读书") == []
+
+
+def test_scheduled_articles_are_found_only_after_publish_at(client, clock, publish):
+    at = DEFAULT_NOW + timedelta(hours=2)
+    publish(title="明天的读书", status="scheduled", publish_at=at, slug="later")
+    assert slugs(client, "读书") == []
+    clock.advance(hours=3)
+    assert slugs(client, "读书") == ["later"]
+
+
+def test_search_page_works_as_a_plain_form_and_as_htmx(client, publish):
+    publish(title="读书", slug="r")
+    page = html(client.get("/search"))
+    form = page.select_one("form[role=search]")
+    assert form["method"] == "get" and form["action"] == "/search"
+    assert form.select_one("input[name=q]")["hx-trigger"].startswith("input changed delay:")
+    partial = client.get("/search?q=读书", headers={"HX-Request": "true"})
+    text = partial.get_data(as_text=True)
+    assert text.lstrip().startswith('<div id="results"') and "<html" not in text
+
+
+def test_empty_and_nonsense_queries_are_calm(client, publish):
+    publish()
+    assert client.get("/search?q=").status_code == 200
+    assert client.get("/search?q=%20%20").status_code == 200
+    assert client.get("/search?q=" + "字" * 5000).status_code == 200
+    for q in ["AND OR NOT", "title:(", "*", "\"", "?!。，"]:
+        response = client.get("/search", query_string={"q": q})
+        assert response.status_code == 200, q
+
+
+def test_keyword_lookup_redirects_and_otherwise_shows_search_results(client, publish):
+    slug = publish(title="罗辑思维", keywords="读书", slug="kw")
+    response = client.get("/k/读书")
+    assert response.status_code == 302 and response.headers["Location"] == f"/a/{slug}"
+    response = client.get("/k?q=思维")
+    assert response.status_code == 200
+    assert [a["href"] for a in html(response).select("#results .item-link")] == [f"/a/{slug}"]
+    assert client.get("/k?q=无关的词").status_code == 404
+
+
+def test_the_queue_is_left_for_the_next_chance_when_the_lock_is_taken(app, client, publish):
+    with app.app_context():
+        writer = search.open_index().writer()  # another process is writing
+        try:
+            slug = publish(title="排队的读书", slug="queued")
+            assert db.session.scalar(select(func.count()).select_from(SearchQueue)) == 1
+        finally:
+            writer.cancel()
+    assert slugs(client, "读书") == [slug]  # the search drained it
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(SearchQueue)) == 0
+
+
+def test_reindex_rebuilds_from_the_database(app, publish, tmp_path):
+    import shutil
+
+    for i in range(3):
+        publish(title=f"读书第{i}天", slug=f"day-{i}")
+    with app.app_context():
+        shutil.rmtree(search.index_dir())
+        search._open.clear()
+        assert search.reindex() == 3
+        assert {h.slug for h in search.search("读书").hits} == {"day-0", "day-1", "day-2"}
+
+
+def test_reindex_command_prints_progress(app, publish):
+    publish()
+    result = app.test_cli_runner().invoke(args=["search", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert "已索引 1 篇文章" in result.output
+
+
+# --- two processes publishing at once ----------------------------------------------------
+
+
+def _publish_in_process(data_dir: str, database_url: str | None, n: int, start) -> None:
+    extra = {"DATABASE_URL": database_url} if database_url else {}
+    app = create_app(make_config(data_dir, CLOCK=FixedClock(DEFAULT_NOW), **extra))
+    with app.app_context():
+        start.wait(30)
+        for i in range(3):
+            articles.save_article(
+                Draft(
+                    title=f"进程{n}的第{i}篇罗辑思维",
+                    body_md="同时发布。",
+                    status="published",
+                    slug=f"p{n}-{i}",
+                )
+            )
+
+
+def test_two_processes_publishing_at_once_are_both_found(app, client, tmp_path):
+    data_dir = app.config["DATA_DIR"]
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [
+        context.Process(
+            target=_publish_in_process,
+            args=(str(data_dir), url if not url.startswith("sqlite") else None, n, start),
+        )
+        for n in range(2)
+    ]
+    for w in workers:
+        w.start()
+    start.set()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    found = set(slugs(client, "思维"))
+    assert found == {f"p{n}-{i}" for n in range(2) for i in range(3)}
