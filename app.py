@@ -440,12 +440,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from board import bp as board_bp
     from content import bp as content_bp
     from content import cli as content_cli
+    from content.desk import bp as desk_bp
     from members import bp as members_bp
     from members import cli as members_cli
     from shop import bp as shop_bp
 
     app.register_blueprint(members_bp)
     app.register_blueprint(content_bp)
+    app.register_blueprint(desk_bp)
     app.register_blueprint(shop_bp)
     app.register_blueprint(board_bp)
     members_cli.register(app)
@@ -475,6 +477,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             "allowScriptTags": False,
             "historyCacheSize": 0,
             "historyRestoreAsHxRequest": False,
+            # Settling never copies `style` attributes: the CSP forbids inline style.
+            "attributesToSettle": ["class", "width", "height"],
             "responseHandling": [
                 {"code": "204", "swap": False},
                 {"code": "[23]..", "swap": True},

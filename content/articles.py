@@ -159,8 +159,15 @@ def parse_local_time(value: str | datetime | None) -> datetime | None:
             raise ValueError("naive datetime")
         return value
     text = value.strip().replace("T", " ")
-    parsed = datetime.strptime(text[:16], "%Y-%m-%d %H:%M")
-    return parsed.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
+    # Seconds are allowed (a browser's datetime-local may send them); nothing else is, so
+    # "06:30Z" is refused rather than silently read as local time.
+    for form in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            parsed = datetime.strptime(text, form)
+        except ValueError:
+            continue
+        return parsed.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
+    raise ValueError(f"not a local time: {value!r}")
 
 
 def _new_slug(title: str, when: datetime) -> str:
@@ -354,3 +361,71 @@ def _apply(session, article, draft, fields, rendered, keywords, now) -> None:
     article.keywords = [existing.get(k) or ArticleKeyword(keyword=k) for k in keywords]
     for keyword in article.keywords:
         keyword.live = live
+
+
+# --- what the desk needs besides saving ----------------------------------------------------
+
+
+def state_of(article: Article, now: datetime) -> str:
+    """"draft", "scheduled" or "published", as the desk shows it."""
+    if article.status == Status.DRAFT:
+        return "draft"
+    return "scheduled" if article.publish_at and article.publish_at > now else "published"
+
+
+def draft_from(article: Article, now: datetime) -> Draft:
+    """The form of an article as it is saved now."""
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    return Draft(
+        title=article.title,
+        body_md=article.body_md,
+        summary=article.summary,
+        slug=article.slug,
+        column=article.column.slug if article.column else "",
+        keywords=" ".join(article.keyword_list),
+        visibility=article.visibility,
+        status=state_of(article, now),
+        publish_at=(
+            article.publish_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            if article.publish_at
+            else ""
+        ),
+        base_version=article.version,
+        cover_id=article.cover_id,
+        voice_id=article.voice_id,
+    )
+
+
+def draft_from_revision(article: Article, revision: ArticleRevision, now: datetime) -> Draft:
+    """The article's current form with the text of `revision` put back."""
+    draft = draft_from(article, now)
+    draft.title = revision.title
+    draft.summary = revision.summary
+    draft.body_md = revision.body_md
+    draft.keywords = revision.keywords
+    draft.visibility = revision.visibility
+    return draft
+
+
+def keep_revision(article_id: int, draft: Draft, *, author_id: int | None, note: str):
+    """Keep typed text as a revision without touching the article (an autosave of a
+    published piece, whose changes must not go live until the editor saves)."""
+    now = utcnow()
+    with write_transaction() as session:
+        article = session.get(Article, article_id)
+        if article is None:
+            raise ArticleError({"title": "这篇文章不存在或已被删除。"})
+        revision = ArticleRevision(
+            article_id=article_id,
+            version=article.version,
+            title=draft.title.strip()[:TITLE_MAX],
+            summary=draft.summary.strip()[:SUMMARY_MAX],
+            body_md=draft.body_md[:BODY_MAX],
+            keywords=" ".join(parse_keywords(draft.keywords))[:400],
+            visibility=draft.visibility if draft.visibility in tuple(Visibility) else "public",
+            note=note,
+            author_id=author_id,
+            saved_at=now,
+        )
+        session.add(revision)
+    return revision

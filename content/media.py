@@ -79,10 +79,17 @@ def path_of(media: Media) -> Path:
     return media_dir() / media.key[:2] / f"{media.key}.{media.ext}"
 
 
+def size_label(size: int) -> str:
+    """"5 MB", "800 KB"."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.4g} MB"
+    return f"{max(1, size // 1024)} KB"
+
+
 def _read(stream: BinaryIO, limit: int, what: str) -> bytes:
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise MediaError(f"{what}不能超过 {limit // (1024 * 1024)} MB。", 413)
+        raise MediaError(f"{what}不能超过 {size_label(limit)}。", 413)
     if not data:
         raise MediaError(f"请选择要上传的{what}。")
     return data

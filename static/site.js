@@ -46,6 +46,26 @@
       });
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { wireVoices(document); });
+  // Autosave: a form with data-autosave="30000" gets an "autosave" event (which htmx posts)
+  // every 30 seconds while its text keeps changing.
+  function wireAutosave(root) {
+    root.querySelectorAll("form[data-autosave]").forEach(function (form) {
+      if (form.dataset.autosaveWired) return;
+      form.dataset.autosaveWired = "1";
+      var dirty = false;
+      form.addEventListener("input", function () { dirty = true; });
+      form.addEventListener("submit", function () { dirty = false; });
+      window.setInterval(function () {
+        if (!dirty || !document.body.contains(form)) return;
+        dirty = false;
+        htmx.trigger(form, "autosave");
+      }, parseInt(form.dataset.autosave, 10) || 30000);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    wireVoices(document);
+    wireAutosave(document);
+  });
   document.addEventListener("htmx:load", function (event) { wireVoices(event.detail.elt); });
 })();

@@ -223,7 +223,11 @@ class Phone:
             "response",
             lambda r: r.status >= 500 and self.server_errors.append(f"{r.status} {r.url}"),
         )
-        page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
+        page.on(
+            "console",
+            lambda m: m.type == "error"
+            and self.problems.append(f"{m.text} at {m.location.get('url', '')}"),
+        )
         page.on("pageerror", lambda e: self.problems.append(str(e)))
 
     def open(self, path: str):

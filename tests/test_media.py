@@ -210,7 +210,7 @@ def test_an_oversized_voice_is_413_and_not_stored(app):
     with app.app_context(), open(FIXTURES / "tone.mp3", "rb") as f:
         with pytest.raises(MediaError) as refused:
             media.save_audio(f)
-        assert refused.value.status == 413 and "MB" in refused.value.message
+        assert refused.value.status == 413 and "不能超过 3 KB" in refused.value.message
         assert media_count() == 0
 
 
