@@ -24,7 +24,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def code_blocks(path: Path) -> list[str]:
-    return re.findall(r"```(?:sh|bash)?\n(.*?)```", path.read_text(), re.S)
+    """The shell blocks of a markdown file (fenced ```sh, ```bash or bare ```)."""
+    blocks = re.findall(r"^```([\w-]*)\n(.*?)^```", path.read_text(), re.S | re.M)
+    return [body for lang, body in blocks if lang in ("", "sh", "bash")]
 
 
 def flask_lines(text: str) -> list[str]:
