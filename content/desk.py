@@ -199,6 +199,12 @@ def save():
     draft = _draft_from_form()
     raw_id = request.form.get("article_id", "")
     article = _article_or_404(int(raw_id)) if raw_id.isdigit() else None
+    if article is not None and draft.base_version is None:
+        # Without it a stale save could not be told from a fresh one.
+        errors = {"title": "表单不完整，请刷新页面后重新编辑（你输入的文字还在下面）。"}
+        return render_template(
+            "editor/edit.html", **_form_context(draft, article, errors=errors)
+        ), 422
     errors, status = _uploads(draft)
     if errors:
         context = _form_context(draft, article, errors=errors)
@@ -340,8 +346,11 @@ def restore(article_id: int, revision_id: int):
     article = _article_or_404(article_id)
     found = _revision_or_404(article, revision_id)
     base = request.form.get("base_version", "")
+    if not base.isdigit():
+        flash("表单不完整，请刷新页面后重试。")
+        return redirect(url_for("editor.revision", article_id=article.id, revision_id=found.id))
     draft = articles.draft_from_revision(article, found, utcnow())
-    draft.base_version = int(base) if base.isdigit() else None
+    draft.base_version = int(base)
     try:
         articles.save_article(draft, article_id=article.id, author_id=current_user.id)
     except ArticleConflict as conflict:

@@ -476,3 +476,16 @@ def test_editors_add_and_rename_columns(app, editor):
     with app.app_context():
         assert db.session.get(Column, column_id).name == "中国历史"
     assert "中国历史" in editor.get("/editor/new").get_data(as_text=True)
+
+
+def test_an_update_without_its_base_version_is_refused_and_keeps_the_text(app, editor):
+    with app.app_context():
+        article_id = articles.save_article(Draft(title="原来的", body_md="原文")).id
+    values = form_of(editor, f"/editor/a/{article_id}")
+    values.pop("base_version")
+    values["body_md"] = "新写的"
+    response = save(editor, values)
+    assert response.status_code == 422
+    assert html(response).select_one("#f-body_md").get_text() == "新写的"
+    with app.app_context():
+        assert db.session.get(Article, article_id).body_md == "原文"
