@@ -367,7 +367,7 @@ def _apply(session, article, draft, fields, rendered, keywords, now) -> None:
 
 
 def state_of(article: Article, now: datetime) -> str:
-    """"draft", "scheduled" or "published", as the desk shows it."""
+    """ "draft", "scheduled" or "published", as the desk shows it."""
     if article.status == Status.DRAFT:
         return "draft"
     return "scheduled" if article.publish_at and article.publish_at > now else "published"

@@ -80,7 +80,7 @@ def path_of(media: Media) -> Path:
 
 
 def size_label(size: int) -> str:
-    """"5 MB", "800 KB"."""
+    """ "5 MB", "800 KB"."""
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.4g} MB"
     return f"{max(1, size // 1024)} KB"

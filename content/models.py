@@ -132,7 +132,9 @@ class ArticleKeyword(db.Model):
             "uq_article_keywords_live_keyword",
             "keyword",
             unique=True,
-            sqlite_where=text("live"),
+            # Written as SQLAlchemy renders `ArticleKeyword.live` on SQLite, which uses a
+            # partial index only when the query's condition matches it exactly.
+            sqlite_where=text("live = 1"),
             postgresql_where=text("live"),
         ),
     )

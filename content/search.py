@@ -15,6 +15,7 @@ filtered by the clock at query time.
 from __future__ import annotations
 
 import fcntl
+import heapq
 import html
 import logging
 import re
@@ -28,10 +29,10 @@ import jieba
 import nh3
 from flask import current_app
 from sqlalchemy import delete, func, select
-from whoosh import highlight, index
+from whoosh import index
 from whoosh.analysis import LowercaseFilter, Token, Tokenizer
-from whoosh.fields import DATETIME, ID, TEXT, Schema
-from whoosh.query import And, DateRange, Or, Query, Term
+from whoosh.fields import DATETIME, ID, STORED, TEXT, Schema
+from whoosh.query import And, DateRange, Or, Term
 from whoosh.scoring import BM25F
 from whoosh.writing import CLEAR, LockError
 
@@ -40,8 +41,13 @@ from content.models import Article, SearchQueue, Status, Visibility
 
 log = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
+# Words jieba's dictionary lacks (罗辑思维 would otherwise be only 罗辑 + 思维).
+with open(Path(__file__).with_name("words.txt"), "rb") as _words:
+    jieba.load_userdict(_words)
 
 DRAIN_BATCH = 500
+# A query whose words match more articles than this is listed newest first (see `_ranked`).
+COMMON_MATCHES = 1000
 DRAIN_ROUNDS = 20  # bounded: a writer never holds the lock forever
 WORD = re.compile(r"\w")
 
@@ -85,31 +91,38 @@ def chinese_analyzer():
     return ChineseTokenizer() | LowercaseFilter()
 
 
+# One field to match on: the title, keywords and summary are repeated in it to weigh more
+# than the body (matching one field is several times faster than four in Whoosh). The
+# display fields are stored only.
 SCHEMA = Schema(
     doc=ID(stored=True, unique=True),  # "article:12"
-    slug=ID(stored=True),
-    title=TEXT(analyzer=chinese_analyzer(), stored=True, field_boost=3.0),
-    keywords=TEXT(analyzer=chinese_analyzer(), stored=True, field_boost=4.0),
-    summary=TEXT(analyzer=chinese_analyzer(), stored=True, field_boost=2.0),
-    body=TEXT(analyzer=chinese_analyzer(), stored=True),
-    visibility=ID(stored=True),
-    publish_at=DATETIME(stored=True),
+    slug=STORED(),
+    title=STORED(),
+    summary=STORED(),
+    body=STORED(),
+    visibility=STORED(),
+    text=TEXT(analyzer=chinese_analyzer()),
+    publish_at=DATETIME(stored=True, sortable=True),
 )
-FIELDS = ("title", "keywords", "summary", "body")
+# Bump when SCHEMA or the analyzer changes: a new index is built beside the old one.
+SCHEMA_VERSION = 3
+WEIGHTS = {"title": 3, "keywords": 4, "summary": 2}
 
 
 # --- the index ---------------------------------------------------------------------------
 
 _open: dict[Path, index.Index] = {}
 _open_lock = threading.Lock()
+_searchers = threading.local()  # one searcher per thread, refreshed when the index changes
 
 
 def index_dir() -> Path:
-    return Path(current_app.config["SEARCH_INDEX_DIR"])
+    return Path(current_app.config["SEARCH_INDEX_DIR"]) / f"v{SCHEMA_VERSION}"
 
 
 def open_index() -> index.Index:
-    """This process's handle on the index, created on first use (once, across processes)."""
+    """This process's handle on the index, created on first use (once, across processes). A
+    new index queues every published article, so a lost or outdated index heals itself."""
     where = index_dir()
     with _open_lock:
         found = _open.get(where)
@@ -122,8 +135,21 @@ def open_index() -> index.Index:
                 found = index.open_dir(str(where))
             else:
                 found = index.create_in(str(where), SCHEMA)
+                _queue_everything()
         _open[where] = found
+        _searchers.__dict__.clear()
         return found
+
+
+def _queue_everything() -> None:
+    with write_transaction() as session:
+        ids = session.scalars(
+            select(Article.id).where(
+                Article.status == Status.PUBLISHED, Article.publish_at.is_not(None)
+            )
+        ).all()
+        now = utcnow()
+        session.add_all(SearchQueue(doc=f"article:{i}", queued_at=now) for i in ids)
 
 
 def plain_text(fragment: str) -> str:
@@ -136,23 +162,25 @@ def _naive_utc(value: datetime) -> datetime:
 
 def document(article: Article) -> dict[str, object]:
     members = article.visibility == Visibility.MEMBERS
+    body = plain_text(article.preview_html if members else article.body_html)
+    keywords = " ".join(article.keyword_list)
+    parts = {"title": article.title, "keywords": keywords, "summary": article.summary}
+    weighted = [" ".join([parts[name]] * times) for name, times in WEIGHTS.items()]
     return {
         "doc": f"article:{article.id}",
         "slug": article.slug,
         "title": article.title,
-        "keywords": " ".join(article.keyword_list),
         "summary": article.summary,
-        "body": plain_text(article.preview_html if members else article.body_html),
+        "body": body,
         "visibility": article.visibility,
+        "text": "\n".join([*weighted, body]),
         "publish_at": _naive_utc(article.publish_at),
     }
 
 
 def _apply(writer, docs: Iterable[str]) -> None:
     ids = {int(d.split(":", 1)[1]) for d in docs if d.startswith("article:")}
-    found = {
-        a.id: a for a in db.session.scalars(select(Article).where(Article.id.in_(ids))).all()
-    }
+    found = {a.id: a for a in db.session.scalars(select(Article).where(Article.id.in_(ids))).all()}
     for article_id in ids:
         article = found.get(article_id)
         if article is None or article.status != Status.PUBLISHED or article.publish_at is None:
@@ -272,14 +300,68 @@ def query_words(text: str) -> list[str]:
     return words[:12]
 
 
-def _query(words: list[str], *, every: bool) -> Query:
-    per_word = [Or([Term(field, word) for field in FIELDS]) for word in words]
-    return And(per_word) if every else Or(per_word)
+def _searcher():
+    """This thread's searcher on the current index (opening one costs milliseconds)."""
+    ix = open_index()
+    current = getattr(_searchers, "searcher", None)
+    if current is None or getattr(_searchers, "index", None) is not ix:
+        current = ix.searcher(weighting=BM25F())
+        _searchers.index = ix
+    elif not current.up_to_date():
+        current = current.refresh()
+    _searchers.searcher = current
+    return current
 
 
-class _Formatter(highlight.HtmlFormatter):
-    def __init__(self) -> None:
-        super().__init__(tagname="mark", between="…")
+def mark(text: str, words: list[str]) -> str:
+    """`text` escaped, with every query word wrapped in <mark>."""
+    if not words:
+        return html.escape(text)
+    pattern = re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)), re.I)
+    out, last = [], 0
+    for found in pattern.finditer(text):
+        out.append(html.escape(text[last : found.start()]))
+        out.append(f"<mark>{html.escape(found.group())}</mark>")
+        last = found.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+
+
+def snippet(text: str, words: list[str], width: int = 80) -> str:
+    """About `width` characters of `text` around the first query word, marked."""
+    lowered = text.lower()
+    starts = [i for i in (lowered.find(w) for w in words) if i >= 0]
+    if not starts:
+        return mark(text[:width], words) + ("…" if len(text) > width else "")
+    start = max(0, min(starts) - width // 3)
+    piece = text[start : start + width]
+    return ("…" if start else "") + mark(piece, words) + ("…" if start + width < len(text) else "")
+
+
+def _ranked(searcher, query, matches: int, scheduled: set[int], limit: int) -> list[dict]:
+    """The stored fields of the best `limit` visible matches of `query`.
+
+    When the words stand in a large share of all articles (`matches` is an upper bound of how
+    many match), they say little about relevance, and scoring thousands of matches in Python
+    is slow: such queries list the newest matching articles first instead.
+    """
+    if matches <= COMMON_MATCHES:
+        found = searcher.search(query, limit=limit + len(scheduled))
+        return [hit.fields() for hit in found if hit.docnum not in scheduled][:limit]
+    times = _publish_times(searcher)
+    docnums = [d for d in query.docs(searcher) if d not in scheduled]
+    newest = heapq.nlargest(limit, docnums, key=times.__getitem__)
+    return [searcher.stored_fields(d) for d in newest]
+
+
+def _publish_times(searcher) -> list[int]:
+    """Every document's publish time (as Whoosh's sortable number), by document number;
+    kept with this thread's searcher until the index changes."""
+    if getattr(_searchers, "times_for", None) is not searcher:
+        column = searcher.reader().column_reader("publish_at", translate=False)
+        _searchers.times = list(column)
+        _searchers.times_for = searcher
+    return _searchers.times
 
 
 def search(text: str, *, limit: int = 20) -> Results:
@@ -288,29 +370,29 @@ def search(text: str, *, limit: int = 20) -> Results:
     words = query_words(text)
     if not words:
         return Results(text, [], 0)
-    ix = open_index()
-    visible_now = DateRange("publish_at", None, _naive_utc(utcnow()))
-    with ix.searcher(weighting=BM25F()) as searcher:
-        found = searcher.search(_query(words, every=True), limit=limit, filter=visible_now)
-        if found.is_empty() and len(words) > 1:
-            found = searcher.search(_query(words, every=False), limit=limit, filter=visible_now)
-        found.fragmenter = highlight.ContextFragmenter(maxchars=120, surround=30)
-        found.formatter = _Formatter()
-        hits = []
-        for hit in found:
-            title = hit.highlights("title") or html.escape(hit["title"])
-            snippet = (
-                hit.highlights("body", top=2)
-                or hit.highlights("summary")
-                or html.escape(hit["summary"] or hit["body"][:80])
-            )
-            hits.append(
-                Hit(
-                    slug=hit["slug"],
-                    title_html=title,
-                    snippet_html=snippet,
-                    members_only=hit["visibility"] == Visibility.MEMBERS,
-                    publish_at=hit["publish_at"].replace(tzinfo=UTC),
-                )
-            )
-        return Results(text, hits, found.estimated_length())
+    # Scheduled articles (usually none, at most a few) are left out after ranking: a
+    # Whoosh mask would walk every match and turn off its block-quality skipping.
+    now = _naive_utc(utcnow())
+    searcher = _searcher()
+    scheduled = set(DateRange("publish_at", now, None, startexcl=True).docs(searcher))
+    frequencies = {word: searcher.doc_frequency("text", word) for word in words}
+    # A word found in most articles hardly narrows a search with other words in it (and
+    # intersecting its long list is slow): such words only mark the snippets.
+    half = searcher.doc_count() / 2
+    narrowing = [word for word in words if frequencies[word] <= half] or words
+    terms = [Term("text", word) for word in narrowing]
+    counts = [frequencies[word] for word in narrowing]
+    shown = _ranked(searcher, And(terms), min(counts), scheduled, limit)
+    if not shown and len(terms) > 1:
+        shown = _ranked(searcher, Or(terms), sum(counts), scheduled, limit)
+    hits = [
+        Hit(
+            slug=hit["slug"],
+            title_html=mark(hit["title"], words),
+            snippet_html=snippet(hit["body"] or hit["summary"], words),
+            members_only=hit["visibility"] == Visibility.MEMBERS,
+            publish_at=hit["publish_at"].replace(tzinfo=UTC),
+        )
+        for hit in shown
+    ]
+    return Results(text, hits, len(hits))

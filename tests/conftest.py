@@ -225,8 +225,10 @@ class Phone:
         )
         page.on(
             "console",
-            lambda m: m.type == "error"
-            and self.problems.append(f"{m.text} at {m.location.get('url', '')}"),
+            lambda m: (
+                m.type == "error"
+                and self.problems.append(f"{m.text} at {m.location.get('url', '')}")
+            ),
         )
         page.on("pageerror", lambda e: self.problems.append(str(e)))
 

@@ -102,7 +102,7 @@ def test_empty_and_nonsense_queries_are_calm(client, publish):
     assert client.get("/search?q=").status_code == 200
     assert client.get("/search?q=%20%20").status_code == 200
     assert client.get("/search?q=" + "字" * 5000).status_code == 200
-    for q in ["AND OR NOT", "title:(", "*", "\"", "?!。，"]:
+    for q in ["AND OR NOT", "title:(", "*", '"', "?!。，"]:
         response = client.get("/search", query_string={"q": q})
         assert response.status_code == 200, q
 
@@ -188,3 +188,39 @@ def test_two_processes_publishing_at_once_are_both_found(app, client, tmp_path):
         assert w.exitcode == 0
     found = set(slugs(client, "思维"))
     assert found == {f"p{n}-{i}" for n in range(2) for i in range(3)}
+
+
+def test_very_common_words_list_the_newest_matches_first(app, client, clock, publish, monkeypatch):
+    monkeypatch.setattr(search, "COMMON_MATCHES", 1)  # every word counts as common here
+    for day in range(3):
+        publish(
+            title=f"第{day}天读书",
+            slug=f"day-{day}",
+            publish_at=DEFAULT_NOW - timedelta(days=3 - day),
+        )
+    publish(
+        title="明天读书",
+        status="scheduled",
+        publish_at=DEFAULT_NOW + timedelta(hours=1),
+        slug="later",
+    )
+    publish(title="撤下的读书", slug="gone")
+    with app.app_context():
+        gone = db.session.scalar(select(Article).where(Article.slug == "gone"))
+        articles.save_article(
+            Draft(title="撤下的读书", status="draft", base_version=gone.version),
+            article_id=gone.id,
+        )
+    assert slugs(client, "读书") == ["day-2", "day-1", "day-0"]
+    clock.advance(hours=2)
+    assert slugs(client, "读书") == ["later", "day-2", "day-1", "day-0"]
+
+
+def test_a_word_in_most_articles_does_not_narrow_but_is_marked(client, publish):
+    for n in range(3):
+        publish(title=f"读书{n}", body="今天读书。", slug=f"r{n}")
+    publish(title="读书与历史", body="历史和读书。", slug="h")
+    # 读书 stands in every article, so only 历史 narrows the search.
+    assert slugs(client, "历史 读书") == ["h"]
+    marks = [m.get_text() for m in html(client.get("/search?q=历史 读书")).select("mark")]
+    assert "读书" in marks and "历史" in marks
