@@ -125,3 +125,22 @@ def test_an_editor_writes_with_live_preview_and_autosave(phone, app, make_user):
     expect(page.locator(".desk-items .item-title")).to_have_text(["明天的晨读"])
     no_sideways_scroll(page)
     phone.screenshot("desk-list")
+
+
+def test_a_member_gets_a_private_podcast_feed_on_my_page(phone, app, make_user):
+    from members import accounts
+
+    make_user("member@example.com")
+    with app.app_context():
+        accounts.grant_membership("member@example.com", "年度会员", 365)
+    page = phone.page
+    log_in(phone, "member@example.com")
+    page.click("text=生成私人订阅地址")
+    expect(page.locator("#notice")).to_contain_text("新的私人订阅地址已生成")
+    url = page.locator("#podcast-url").input_value()
+    assert url.startswith(phone.server.url + "/podcast/") and url.endswith(".xml")
+    no_sideways_scroll(page)
+    phone.screenshot("me-podcast")
+    page.click("text=停用")
+    expect(page.locator("#notice")).to_contain_text("已停用")
+    expect(page.locator("#podcast-url")).to_have_count(0)
