@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -207,6 +208,20 @@ def is_htmx() -> bool:
 def render_page(page: str, partial: str, **context: Any) -> str:
     """Render `partial` alone for htmx and the full `page` (which includes it) otherwise."""
     return render_template(partial if is_htmx() else page, **context)
+
+
+_ID = re.compile(r"[0-9]{1,15}")
+
+
+def parse_id(value: object) -> int | None:
+    """A positive id from a form or URL value ("12"), or None for anything else: not ASCII
+    digits ("²", "1e3", "-1"), or too long for a database integer."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 < value < 10**15 else None
+    text = str(value or "").strip()
+    return int(text) if _ID.fullmatch(text) and int(text) > 0 else None
 
 
 def ascii_json(value: Any) -> str:

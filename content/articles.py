@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 
-from app import db, utcnow, write_transaction
+from app import db, parse_id, utcnow, write_transaction
 from content import search
 from content.models import (
     Article,
@@ -166,6 +166,8 @@ def parse_local_time(value: str | datetime | None) -> datetime | None:
             parsed = datetime.strptime(text, form)
         except ValueError:
             continue
+        if not 1970 <= parsed.year <= 9998:
+            break  # beyond what every database and time zone can hold
         return parsed.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
     raise ValueError(f"not a local time: {value!r}")
 
@@ -220,8 +222,8 @@ def _check(draft: Draft, now: datetime) -> dict[str, object]:
         value = getattr(draft, name)
         if value in (None, ""):
             media_ids[name] = None
-        elif isinstance(value, int) or str(value).isdigit():
-            media_ids[name] = int(value)
+        elif parse_id(value) is not None:
+            media_ids[name] = parse_id(value)
         else:
             errors[name] = "请重新选择文件。"
     if errors:
@@ -263,6 +265,14 @@ def _revision(
     )
 
 
+# Control characters a paste can bring along; XML (the feeds) cannot carry them at all.
+UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def _printable(text: str) -> str:
+    return UNPRINTABLE.sub("", text or "")
+
+
 def save_article(
     draft: Draft, *, article_id: int | None = None, author_id: int | None = None
 ) -> Article:
@@ -272,6 +282,13 @@ def save_article(
     article holds; ArticleConflict when `draft.base_version` is not the saved version.
     """
     now = utcnow()
+    draft = replace(
+        draft,
+        title=_printable(draft.title),
+        summary=_printable(draft.summary),
+        body_md=_printable(draft.body_md),
+        keywords=_printable(draft.keywords),
+    )
     fields = _check(draft, now)
     rendered = render_markdown(draft.body_md)
     keywords: list[str] = fields["keywords"]  # type: ignore[assignment]

@@ -24,7 +24,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app import db, render_page, utcnow, write_transaction
+from app import db, parse_id, render_page, utcnow, write_transaction
 from content import articles, media
 from content.articles import ArticleConflict, ArticleError, Draft
 from content.media import MediaError
@@ -71,7 +71,7 @@ def index():
             abort(404)
         query = query.where(Article.column_id == column.id)
     page = request.args.get("page", "1")
-    page_number = int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1
+    page_number = min(parse_id(page) or 1, 10_000)
     found = db.session.scalars(
         query.order_by(Article.updated_at.desc(), Article.id.desc())
         .offset((page_number - 1) * LIST_PAGE)
@@ -103,8 +103,9 @@ def _form_context(draft: Draft, article: Article | None, **extra: Any) -> dict[s
     }
     # The media the form points at stay choosable even when they are old.
     for kind, chosen in (("image", draft.cover_id), ("audio", draft.voice_id)):
-        if chosen and str(chosen).isdigit() and all(m.id != int(chosen) for m in recent[kind]):
-            found = db.session.get(Media, int(chosen))
+        chosen_id = parse_id(chosen)
+        if chosen_id and all(m.id != chosen_id for m in recent[kind]):
+            found = db.session.get(Media, chosen_id)
             if found is not None and found.kind == kind:
                 recent[kind] = [found, *recent[kind]]
     autosave = None
@@ -144,14 +145,15 @@ def _draft_from_form() -> Draft:
         visibility=form.get("visibility", "public"),
         status=form.get("status", "draft"),
         publish_at=form.get("publish_at", ""),
-        base_version=int(base) if base.isdigit() else None,
+        base_version=parse_id(base),
         cover_id=form.get("cover_id", ""),
         voice_id=form.get("voice_id", ""),
     )
 
 
-def _article_or_404(article_id: int) -> Article:
-    article = db.session.get(Article, article_id)
+def _article_or_404(article_id: int | None) -> Article:
+    article_id = parse_id(article_id)
+    article = db.session.get(Article, article_id) if article_id else None
     if article is None:
         abort(404)
     return article
@@ -198,7 +200,7 @@ def save():
     """Create or update an article (the hidden `article_id` says which)."""
     draft = _draft_from_form()
     raw_id = request.form.get("article_id", "")
-    article = _article_or_404(int(raw_id)) if raw_id.isdigit() else None
+    article = _article_or_404(parse_id(raw_id)) if raw_id else None
     if article is not None and draft.base_version is None:
         # Without it a stale save could not be told from a fresh one.
         errors = {"title": "表单不完整，请刷新页面后重新编辑（你输入的文字还在下面）。"}
@@ -231,9 +233,12 @@ def autosave():
     """What htmx sends every 30 seconds while an editor types (files are left out)."""
     draft = _draft_from_form()
     raw_id = request.form.get("article_id", "")
-    article = _article_or_404(int(raw_id)) if raw_id.isdigit() else None
+    article = _article_or_404(parse_id(raw_id)) if raw_id else None
     now = utcnow()
     context: dict[str, Any] = {"at": now, "article": article}
+    if article is not None and draft.base_version is None:
+        context.update(state="invalid", errors={"base_version": "表单不完整，请刷新页面。"})
+        return render_template("editor/_autosave.html", **context)
     if article is not None and article.status != Status.DRAFT:
         kept = articles.keep_revision(article.id, draft, author_id=current_user.id, note="autosave")
         context.update(state="kept", revision=kept)
@@ -297,7 +302,8 @@ def view_as(article_id: int):
 
 
 def _revision_or_404(article: Article, revision_id: int) -> ArticleRevision:
-    revision = db.session.get(ArticleRevision, revision_id)
+    revision_id = parse_id(revision_id)
+    revision = db.session.get(ArticleRevision, revision_id) if revision_id else None
     if revision is None or revision.article_id != article.id:
         abort(404)
     return revision
@@ -346,11 +352,11 @@ def restore(article_id: int, revision_id: int):
     article = _article_or_404(article_id)
     found = _revision_or_404(article, revision_id)
     base = request.form.get("base_version", "")
-    if not base.isdigit():
+    if parse_id(base) is None:
         flash("表单不完整，请刷新页面后重试。")
         return redirect(url_for("editor.revision", article_id=article.id, revision_id=found.id))
     draft = articles.draft_from_revision(article, found, utcnow())
-    draft.base_version = int(base)
+    draft.base_version = parse_id(base)
     try:
         articles.save_article(draft, article_id=article.id, author_id=current_user.id)
     except ArticleConflict as conflict:
@@ -424,7 +430,7 @@ def columns():
     if request.method == "POST":
         values = {k: request.form.get(k, "").strip() for k in values}
         raw_id = request.form.get("column_id", "")
-        target = db.session.get(Column, int(raw_id)) if raw_id.isdigit() else None
+        target = db.session.get(Column, parse_id(raw_id)) if parse_id(raw_id) else None
         if raw_id and target is None:
             abort(404)
         if not COLUMN_SLUG.match(values["slug"]):
@@ -432,7 +438,7 @@ def columns():
         if not values["name"] or len(values["name"]) > 40:
             errors["name"] = "栏目名需要 1 到 40 个字。"
         position = values["position"]
-        if position and not (position.isdigit() and int(position) < 1000):
+        if position and not (position.isascii() and position.isdigit() and int(position) < 1000):
             errors["position"] = "顺序请填 0 到 999 的数字。"
         if not errors:
             try:

@@ -29,7 +29,7 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import select, update
 
-from app import db, render_error, utcnow, write_transaction
+from app import db, parse_id, render_error, utcnow, write_transaction
 from content.articles import visible
 from content.media import path_of
 from content.models import Article, Media, PodcastToken, Visibility
@@ -99,9 +99,10 @@ def user_for_token(token: str | None) -> User | None:
     if not token or len(token) > 80 or "." not in token:
         return None
     raw_id, signature = token.split(".", 1)
-    if not raw_id.isdigit():
+    token_id = parse_id(raw_id)
+    if token_id is None:
         return None
-    row = db.session.get(PodcastToken, int(raw_id))
+    row = db.session.get(PodcastToken, token_id)
     if row is None or row.revoked_at is not None:
         return None
     if not hmac.compare_digest(_signature(row), signature):
@@ -191,7 +192,8 @@ def voice(key: str, ext: str):
             return _send(media, "private, no-store")
         abort(404)
     if any(not p.members_only for p in pieces):
-        return _send(media, PUBLIC_CACHE)
+        # A day, not a year: a piece may yet become members-only.
+        return _send(media, "public, max-age=86400")
     if not _may_hear_members_voice():
         return render_error(403, "这段语音仅会员可听。加入会员后即可收听。")
     return _send(media, "private, max-age=86400")

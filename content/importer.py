@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app import utcnow, write_transaction
 from content import articles, media, search
@@ -195,6 +195,9 @@ def _publish_at(front: dict[str, Any], errors: dict[str, str]) -> datetime | Non
             errors["publish_at"] = TIME_FORMAT
             return None
     if isinstance(value, datetime):
+        if not 1970 <= value.year <= 9998:
+            errors["publish_at"] = "发布时间的年份应在 1970 到 9998 之间。"
+            return None
         if value.tzinfo is None:
             value = value.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
         return value
@@ -287,31 +290,40 @@ def import_file(path: Path, *, drain: bool = True) -> ImportResult:
     """Create or update (by slug) the article a markdown file describes. A file with an error
     changes nothing and gives its faults in the result. `drain=False` leaves the search index
     to be brought up to date later (`search.drain_quietly()`)."""
+    created: list[Path] = []  # media files this import wrote, removed if it fails
     try:
         front, body = read_article_file(path)
         draft, checked = _draft(path, front, body)
         with write_transaction() as session:
             existing = session.scalar(select(Article).where(Article.slug == draft.slug))
             for draft_field, (result, name) in checked.items():
-                setattr(draft, draft_field, media.store(result, original_name=name).id)
+                kept = media.store(result, original_name=name, created=created)
+                setattr(draft, draft_field, kept.id)
             if draft.publish_at is None and existing is not None:
                 draft.publish_at = existing.publish_at  # a re-import does not move the piece
             article = articles.save_article(
                 draft, article_id=existing.id if existing is not None else None
             )
             done = ImportResult(path, "updated" if existing else "created", article.slug)
-    except _Refused as refused:
-        return ImportResult(path, errors=refused.errors)
-    except ArticleError as refused:
-        errors = {FRONT_MATTER_NAMES.get(k, k): v for k, v in refused.errors.items()}
-        return ImportResult(path, errors=errors)
-    except IntegrityError:
-        return ImportResult(path, errors={"slug": "链接名或关键词刚被另一篇文章占用，请重试。"})
-    except OSError as error:
-        return ImportResult(path, errors={"file": f"存不下媒体文件：{error}。"})
+    except (_Refused, ArticleError, SQLAlchemyError, OSError) as failed:
+        for written in created:
+            written.unlink(missing_ok=True)
+        return ImportResult(path, errors=_errors_of(failed))
     if drain:
         search.drain_quietly()
     return done
+
+
+def _errors_of(failed: Exception) -> dict[str, str]:
+    if isinstance(failed, _Refused):
+        return failed.errors
+    if isinstance(failed, ArticleError):
+        return {FRONT_MATTER_NAMES.get(k, k): v for k, v in failed.errors.items()}
+    if isinstance(failed, IntegrityError):
+        return {"slug": "链接名或关键词刚被另一篇文章占用，请重试。"}
+    if isinstance(failed, SQLAlchemyError):
+        return {"file": f"数据库没能保存这一篇（{type(failed).__name__}），什么也没有改变。"}
+    return {"file": f"存不下媒体文件：{failed}。"}
 
 
 def _hidden(path: Path, root: Path) -> bool:

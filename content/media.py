@@ -150,10 +150,11 @@ def check_audio(stream: BinaryIO) -> _Checked:
     return _Checked(data, "audio", ext, content_type, duration_ms=round(seconds * 1000))
 
 
-def _write_file(checked: _Checked, key: str) -> None:
+def _write_file(checked: _Checked, key: str) -> Path | None:
+    """Write the file unless it is there already; the path when this call created it."""
     target = media_dir() / key[:2] / f"{key}.{checked.ext}"
     if target.exists() and target.stat().st_size == len(checked.data):
-        return
+        return None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
@@ -161,12 +162,23 @@ def _write_file(checked: _Checked, key: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, target)
+    return target
 
 
-def store(checked: _Checked, *, original_name: str = "", uploaded_by: int | None = None) -> Media:
-    """Keep a checked file and its row; the same bytes give back the row already kept."""
+def store(
+    checked: _Checked,
+    *,
+    original_name: str = "",
+    uploaded_by: int | None = None,
+    created: list[Path] | None = None,
+) -> Media:
+    """Keep a checked file and its row; the same bytes give back the row already kept.
+    Files this call wrote are appended to `created`, so that a caller whose transaction
+    then fails can remove them."""
     key = hashlib.sha256(checked.data).hexdigest()[:40]
-    _write_file(checked, key)
+    written = _write_file(checked, key)
+    if written is not None and created is not None:
+        created.append(written)
     existing = db.session.scalar(select(Media).where(Media.key == key))
     if existing is not None:
         return existing

@@ -196,6 +196,9 @@ class SearchQueue(db.Model):
     change, removed by the single index writer once the index has it (see content/search.py)."""
 
     __tablename__ = "search_queue"
+    # Ids are never reused (SQLite would hand out a deleted row's id again without
+    # AUTOINCREMENT), so deleting the ids a writer applied can never remove a newer row.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     doc: Mapped[str] = mapped_column(String(40))  # "article:12"

@@ -61,12 +61,12 @@ def _keep_attribute(tag: str, name: str, value: str) -> str | None:
         kept = [c for c in value.split() if SAFE_CLASS.match(c)]
         return " ".join(kept) or None
     if tag == "img" and name in ("width", "height"):
-        return value if value.isdigit() and 0 < int(value) <= 10000 else None
+        return value if re.fullmatch(r"[1-9][0-9]{0,3}", value) else None
     if tag == "img" and name == "loading":
         return "lazy"
     if tag == "img" and name == "src":
         # Only our own files: no request to another host, no data: URLs.
-        return value if value.startswith("/") and not value.startswith("//") else None
+        return value if value.startswith("/") and not value.startswith(("//", "/\\")) else None
     return value
 
 
@@ -166,40 +166,53 @@ def _to_html(source: str) -> str:
     return html
 
 
-class _TopLevelParagraphs(HTMLParser):
-    """Finds where the Nth top-level paragraph of an HTML fragment ends."""
+class _TopLevelBlocks(HTMLParser):
+    """Where each top-level element of an HTML fragment ends (as offsets into it)."""
 
     VOID = {"br", "hr", "img", "input", "meta", "link", "source", "wbr"}
 
-    def __init__(self, html: str, wanted: int) -> None:
+    def __init__(self, html: str) -> None:
         super().__init__(convert_charrefs=False)
-        self.lines = html.splitlines(keepends=True)
+        # HTMLParser counts lines by "\n" alone (not by every break splitlines() knows).
+        self.line_starts = [0]
+        for line in html.split("\n")[:-1]:
+            self.line_starts.append(self.line_starts[-1] + len(line) + 1)
         self.depth = 0
-        self.paragraphs = 0
-        self.wanted = wanted
-        self.cut: int | None = None
+        self.ends: list[int] = []
+        self.paragraph_ends: list[int] = []  # of top-level <p> elements
         self.feed(html)
         self.close()
 
+    def _offset(self) -> int:
+        line, column = self.getpos()
+        return self.line_starts[line - 1] + column
+
     def handle_starttag(self, tag: str, attrs: object) -> None:
-        if tag not in self.VOID:
-            self.depth += 1
+        if tag in self.VOID:
+            if self.depth == 0:
+                self.ends.append(self._offset() + len(self.get_starttag_text() or ""))
+            return
+        self.depth += 1
+
+    def handle_startendtag(self, tag: str, attrs: object) -> None:
+        if self.depth == 0:
+            self.ends.append(self._offset() + len(self.get_starttag_text() or ""))
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self.VOID:
             return
         self.depth -= 1
-        if self.depth == 0 and tag == "p" and self.cut is None:
-            self.paragraphs += 1
-            if self.paragraphs == self.wanted:
-                line, column = self.getpos()
-                offset = sum(len(x) for x in self.lines[: line - 1]) + column
-                self.cut = offset + len("</p>")
+        if self.depth == 0:
+            self.ends.append(self._offset() + len(f"</{tag}>"))
+            if tag == "p":
+                self.paragraph_ends.append(self.ends[-1])
 
 
 def render_markdown(source: str) -> Rendered:
-    """Render an article body: the whole of it, and the preview a non-member may read (what
-    stands above `<!--more-->`, or the first three paragraphs when there is no marker)."""
+    """Render an article body: the whole of it, and the preview a non-member may read: what
+    stands above `<!--more-->`, or else everything up to the third top-level paragraph. The
+    preview never holds every block: a short members-only piece without a marker shows fewer
+    (at most all but its last block), so it always keeps something back."""
     source = source.replace("\r\n", "\n")
     marker = MORE_MARKER.search(source)
     if marker:
@@ -207,7 +220,14 @@ def render_markdown(source: str) -> Rendered:
         preview = _to_html(before)
         return Rendered(_to_html(before + "\n\n" + after), preview, bool(after.strip()))
     html = _to_html(source)
-    cut = _TopLevelParagraphs(html, PREVIEW_PARAGRAPHS).cut
-    if cut is None or not html[cut:].strip():
-        return Rendered(html, html, False)
+    blocks = _TopLevelBlocks(html)
+    ends = blocks.ends
+    if not ends:
+        return Rendered(html, "", bool(html.strip()))
+    paragraphs = blocks.paragraph_ends
+    if len(paragraphs) >= PREVIEW_PARAGRAPHS and paragraphs[PREVIEW_PARAGRAPHS - 1] < ends[-1]:
+        cut = paragraphs[PREVIEW_PARAGRAPHS - 1]
+    else:
+        keep = min(PREVIEW_PARAGRAPHS, len(ends) - 1)
+        cut = ends[keep - 1] if keep else 0
     return Rendered(html, html[:cut], True)

@@ -180,7 +180,8 @@ def document(article: Article) -> dict[str, object]:
 
 def _apply(writer, docs: Iterable[str]) -> None:
     ids = {int(d.split(":", 1)[1]) for d in docs if d.startswith("article:")}
-    found = {a.id: a for a in db.session.scalars(select(Article).where(Article.id.in_(ids))).all()}
+    query = select(Article).where(Article.id.in_(ids))
+    found = {a.id: a for a in db.session.scalars(query.execution_options(populate_existing=True))}
     for article_id in ids:
         article = found.get(article_id)
         if article is None or article.status != Status.PUBLISHED or article.publish_at is None:
@@ -200,6 +201,9 @@ def drain() -> int:
             writer = ix.writer()  # no waiting: whoever holds the lock drains for everyone
         except LockError:
             return applied
+        # Read only after taking the lock: an older snapshot could still show rows another
+        # writer has applied since, with older article text, and put that text back.
+        db.session.rollback()
         rows = db.session.execute(
             select(SearchQueue.id, SearchQueue.doc).order_by(SearchQueue.id).limit(DRAIN_BATCH)
         ).all()
@@ -237,7 +241,10 @@ def reindex(progress: Callable[[int], None] | None = None) -> int:
     ix = open_index()
     writer = ix.writer(timeout=60.0, delay=0.25)
     try:
-        last_queued = db.session.scalar(select(func.max(SearchQueue.id))) or 0
+        db.session.rollback()  # read after taking the lock (see `drain`)
+        # The rows this rebuild covers: ones queued later (or still uncommitted, on
+        # PostgreSQL) stay queued for the next drain.
+        covered = db.session.scalars(select(SearchQueue.id)).all()
         query = (
             select(Article)
             .where(Article.status == Status.PUBLISHED, Article.publish_at.is_not(None))
@@ -256,7 +263,9 @@ def reindex(progress: Callable[[int], None] | None = None) -> int:
         raise
     db.session.rollback()
     with write_transaction() as session:
-        session.execute(delete(SearchQueue).where(SearchQueue.id <= last_queued))
+        for start in range(0, len(covered), DRAIN_BATCH):
+            batch = covered[start : start + DRAIN_BATCH]
+            session.execute(delete(SearchQueue).where(SearchQueue.id.in_(batch)))
     return count
 
 

@@ -89,10 +89,20 @@ def test_preview_counts_only_top_level_paragraphs(app):
     assert "引文二" in rendered.preview_html
 
 
-def test_a_short_article_has_nothing_more(app):
+def test_a_short_piece_without_a_marker_still_keeps_something_back(app):
     with app.app_context():
-        rendered = render_markdown("只有一段。")
-    assert not rendered.has_more and rendered.preview_html == rendered.html
+        one = render_markdown("只有一段。")
+        two = render_markdown("第一段。\n\n第二段。")
+    assert one.has_more and one.preview_html == ""
+    assert two.has_more and "第一段" in two.preview_html and "第二段" not in two.preview_html
+
+
+def test_a_members_piece_of_headings_lists_and_quotes_never_shows_all(client, publish):
+    body = "## 今日\n\n- 会员第一条\n- 会员第二条\n\n> 会员独享的结论"
+    slug = publish(body=body, visibility="members")
+    text = client.get(f"/a/{slug}").get_data(as_text=True)
+    assert "会员独享的结论" not in text
+    assert "以下内容仅会员可读" in text
 
 
 @pytest.mark.parametrize(

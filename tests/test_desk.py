@@ -489,3 +489,35 @@ def test_an_update_without_its_base_version_is_refused_and_keeps_the_text(app, e
     assert html(response).select_one("#f-body_md").get_text() == "新写的"
     with app.app_context():
         assert db.session.get(Article, article_id).body_md == "原文"
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/editor/save", {"article_id": "²"}),
+        ("/editor/save", {"article_id": "9" * 30}),
+        ("/editor/save", {"base_version": "²"}),
+        ("/editor/save", {"cover_id": "²", "title": "x"}),
+        ("/editor/save", {"cover_id": "9" * 30, "title": "x"}),
+        ("/editor/save", {"title": "x", "status": "scheduled", "publish_at": "0001-01-01 00:00"}),
+        ("/editor/save", {"title": "x", "status": "published", "publish_at": "9999-12-31 23:59"}),
+        ("/editor/save", {"title": "x", "publish_at": "2026-11-22 06:30Z"}),
+        ("/editor/autosave", {"article_id": "²", "title": "x"}),
+        ("/editor/autosave", {"title": "x", "publish_at": "0001-01-01 00:00"}),
+        ("/editor/columns", {"column_id": "²", "name": "x", "slug": "x"}),
+        ("/editor/columns", {"name": "x", "slug": "x", "position": "²"}),
+    ],
+)
+def test_bad_values_get_a_clear_answer_not_a_500(app, editor, path, fields):
+    token = csrf_token_from(editor, "/editor/new")
+    response = editor.post(path, data={"csrf_token": token, **fields})
+    assert response.status_code in (200, 404, 422), response.status_code
+    with app.app_context():
+        assert count(Article) == 0 and count(Column) == 3
+
+
+@pytest.mark.parametrize(
+    "path", ["/editor/a/" + "9" * 30, "/editor/?page=" + "9" * 5000, "/editor/?page=²"]
+)
+def test_bad_urls_get_a_clear_answer_not_a_500(editor, path):
+    assert editor.get(path).status_code in (200, 404)

@@ -266,6 +266,8 @@ def test_a_keyword_held_by_another_published_article_stores_nothing(app, run, tm
             "Media": 0,
         }
         assert db.session.scalar(select(Article).where(Article.slug == "b-clash")) is None
+        # Nor the voice file itself.
+        assert list(Path(app.config["MEDIA_DIR"]).rglob("*.mp3")) == []
 
 
 def test_a_failed_update_leaves_the_article_as_it_was(app, run, tmp_path):
@@ -332,6 +334,8 @@ BAD_FILES = [
     ("Bad Name", "title: 文件名不能当链接名", "请在 front matter 里写 slug", "slug"),
     ("bad-slug", "title: 标题\nslug: Not_OK!", "链接名只能用小写字母", "slug"),
     ("long-title", f"title: {'长' * 121}", "标题最多 120 个字。", "title"),
+    ("ancient-time", "title: 标题\npublish_at: '0001-01-01 00:00'", "年份应在", "publish_at"),
+    ("far-time", "title: 标题\npublish_at: 9999-12-31 23:59", "年份应在", "publish_at"),
 ]
 
 

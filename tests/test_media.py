@@ -223,7 +223,7 @@ def test_range_request_on_a_public_voice_gives_206(client, voiced):
     assert len(response.data) == 100
     assert response.data == (FIXTURES / "tone.mp3").read_bytes()[:100]
     assert response.headers["Accept-Ranges"] == "bytes"
-    assert "max-age=31536000" in response.headers["Cache-Control"]
+    assert response.headers["Cache-Control"] == "public, max-age=86400"
     tail = client.get(url, headers={"Range": "bytes=-10"})
     assert tail.status_code == 206 and len(tail.data) == 10
 
@@ -380,3 +380,38 @@ def test_a_non_member_cannot_create_a_private_feed(client, make_user, login):
     login()
     assert html(client.get("/me")).select_one("#podcast") is None
     assert post_form(client, "/me/podcast", {}, token_from="/me").status_code == 403
+
+
+@pytest.mark.parametrize("token", ["².x", "9" * 30 + ".x", "-1.x", "1e3.x"])
+def test_odd_token_ids_are_404_not_500(client, voiced, token):
+    _, url = voiced(visibility="members")
+    assert client.get(f"/podcast/{token}.xml").status_code == 404
+    assert client.get(f"{url}?t={token}").status_code == 403
+
+
+def test_control_characters_never_break_the_feeds(app, client):
+    with app.app_context():
+        articles.save_article(
+            Draft(
+                title="退格\x08标题",
+                summary="摘\x0b要",
+                body_md="正文\x08里有控制字符。",
+                status="published",
+            )
+        )
+    root = parse_rss(client.get("/feed.xml"))
+    assert root.find("channel/item/title").text == "退格标题"
+
+
+def test_og_description_falls_back_to_the_preview(app, client):
+    with app.app_context():
+        slug = articles.save_article(
+            Draft(
+                title="无摘要",
+                body_md="开头的话。\n\n<!--more-->\n\n秘密。",
+                status="published",
+                visibility="members",
+            )
+        ).slug
+    meta = html(client.get(f"/a/{slug}")).select_one("meta[property='og:description']")
+    assert meta["content"] == "开头的话。"

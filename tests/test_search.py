@@ -7,9 +7,9 @@ import multiprocessing
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from app import FixedClock, create_app, db
+from app import FixedClock, create_app, db, write_transaction
 from content import articles, search
 from content.articles import Draft
 from content.models import Article, SearchQueue
@@ -224,3 +224,46 @@ def test_a_word_in_most_articles_does_not_narrow_but_is_marked(client, publish):
     assert slugs(client, "历史 读书") == ["h"]
     marks = [m.get_text() for m in html(client.get("/search?q=历史 读书")).select("mark")]
     assert "读书" in marks and "历史" in marks
+
+
+def test_queue_ids_are_never_reused(app):
+    with app.app_context():
+        with write_transaction() as session:
+            row = SearchQueue(doc="article:1", queued_at=DEFAULT_NOW)
+            session.add(row)
+        first = row.id
+        with write_transaction() as session:
+            session.execute(delete(SearchQueue))
+        with write_transaction() as session:
+            again = SearchQueue(doc="article:1", queued_at=DEFAULT_NOW)
+            session.add(again)
+        assert again.id > first
+
+
+def test_a_drain_never_puts_back_older_text(app, client, publish):
+    """Process A reads the queue while process B applies it; A must not re-apply what it saw
+    in its old snapshot with the old text."""
+    slug = publish(title="alpha", slug="a")
+    extra = {"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"]}
+    other = create_app(make_config(app.config["DATA_DIR"], **extra))
+    with app.app_context():
+        article_id = db.session.scalar(select(Article.id).where(Article.slug == slug))
+        writer = search.open_index().writer()  # someone is writing: A's save stays queued
+        try:
+            articles.save_article(
+                Draft(title="beta", status="published", slug="a", base_version=1),
+                article_id=article_id,
+            )
+        finally:
+            writer.cancel()
+        # A starts reading: on SQLite its snapshot now holds the "beta" row and text.
+        assert db.session.scalar(select(func.count()).select_from(SearchQueue)) == 1
+        with other.app_context():  # B saves "omega" and drains everything
+            articles.save_article(
+                Draft(title="omega", status="published", slug="a", base_version=2),
+                article_id=article_id,
+            )
+            assert db.session.scalar(select(func.count()).select_from(SearchQueue)) == 0
+        search.drain()
+        assert [h.slug for h in search.search("omega").hits] == ["a"]
+        assert search.search("beta").hits == []
