@@ -43,6 +43,7 @@ def reset_database() -> None:
     """Empty every table (PostgreSQL), or create them in the fresh file (SQLite), then add
     the rows the migrations seed."""
     from content.models import DEFAULT_COLUMNS, Column
+    from shop.models import DEFAULT_CATEGORIES, Category
 
     db.create_all()
     with db.engine.begin() as conn:
@@ -50,6 +51,7 @@ def reset_database() -> None:
             names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         conn.execute(Column.__table__.insert(), DEFAULT_COLUMNS)
+        conn.execute(Category.__table__.insert(), DEFAULT_CATEGORIES)
 
 
 class CheckedClient(FlaskClient):

@@ -287,8 +287,9 @@ def test_a_batch_migration_of_a_parent_table_keeps_the_children(app, tmp_path):
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
-def test_migrations_seed_the_default_columns(app):
+def test_migrations_seed_the_default_columns_and_categories(app):
     from content.models import DEFAULT_COLUMNS, Column
+    from shop.models import DEFAULT_CATEGORIES, Category
 
     runner = app.test_cli_runner()
     with app.app_context():
@@ -300,3 +301,6 @@ def test_migrations_seed_the_default_columns(app):
         rows = db.session.scalars(select(Column).order_by(Column.id)).all()
         seeded = [{"slug": c.slug, "name": c.name, "position": c.position} for c in rows]
         assert seeded == DEFAULT_COLUMNS
+        rows = db.session.scalars(select(Category).order_by(Category.id)).all()
+        seeded = [{"slug": c.slug, "name": c.name, "position": c.position} for c in rows]
+        assert seeded == DEFAULT_CATEGORIES

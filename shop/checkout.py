@@ -1,0 +1,251 @@
+"""The checkout core: placing an order takes stock, paying turns held into sold, an expired
+hold gives it back. Nothing here knows about pages; the shop (and later the membership
+seats) call it.
+
+Every change of the stock counters is one conditional UPDATE (`available >= :quantity`), so
+`available` can never go below zero whatever the number of processes, and each order's own
+state change is conditional too (`status = 'pending'`), so a hold is released, or paid,
+exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import db, local_time, utcnow, write_transaction
+from members.models import User, membership_at
+from shop.models import (
+    HOLDING,
+    SOLD,
+    Order,
+    OrderCounter,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Product,
+    ProductStatus,
+)
+
+RELEASE_BATCH = 200
+
+
+class CheckoutError(Exception):
+    """Why an order cannot be placed or changed, in words for the buyer."""
+
+    def __init__(self, message: str, *, field: str = "quantity") -> None:
+        self.message = message
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Price:
+    unit_fen: int
+    member_price: bool
+
+
+def hold_minutes() -> int:
+    return int(current_app.config.get("SHOP_HOLD_MINUTES", 15))
+
+
+def price_for(product: Product, is_member: bool) -> Price:
+    if is_member and product.member_price_fen is not None:
+        return Price(product.member_price_fen, True)
+    return Price(product.price_fen, False)
+
+
+def yuan(fen: int) -> str:
+    """¥12.80 for 1280."""
+    return f"¥{fen // 100}.{fen % 100:02d}"
+
+
+def _event(session: Session, order_id: int, old: str | None, new: str, actor, reason: str):
+    session.add(
+        OrderEvent(
+            order_id=order_id,
+            from_status=old,
+            to_status=new,
+            actor_id=actor,
+            reason=reason,
+            at=utcnow(),
+        )
+    )
+
+
+def _next_number(session: Session, now: datetime) -> str:
+    """Today's next order number, e.g. 20261121-000123 (days in the site's time zone)."""
+    day = local_time(now).strftime("%Y%m%d")
+    for _ in range(3):
+        last = session.scalar(
+            update(OrderCounter)
+            .where(OrderCounter.day == day)
+            .values(last=OrderCounter.last + 1)
+            .returning(OrderCounter.last)
+        )
+        if last is not None:
+            return f"{day}-{last:06d}"
+        try:
+            with session.begin_nested():
+                session.add(OrderCounter(day=day, last=1))
+        except IntegrityError:
+            continue  # another order started the day a moment ago
+        return f"{day}-000001"
+    raise CheckoutError("下单的人太多了，请再试一次。")
+
+
+def bought_by(session: Session, user_id: int, product_id: int) -> int:
+    """Units of a product a user holds or has bought."""
+    return (
+        session.scalar(
+            select(func.coalesce(func.sum(OrderLine.quantity), 0))
+            .join(Order)
+            .where(
+                Order.user_id == user_id,
+                Order.status.in_([*HOLDING, *SOLD]),
+                OrderLine.kind == "product",
+                OrderLine.ref_id == product_id,
+            )
+        )
+        or 0
+    )
+
+
+def place_order(
+    user: User, product_id: int, quantity: int, *, delivery: str = "pickup", note: str = ""
+) -> Order:
+    """Take `quantity` units for `user` and hold them for SHOP_HOLD_MINUTES as a pending
+    order. Raises CheckoutError with the reason when it cannot."""
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        raise CheckoutError("请选择购买数量。")
+    now = utcnow()
+    release_expired_holds()
+    with write_transaction() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # One buyer's orders one at a time, so that the per-member limit holds (SQLite's
+            # BEGIN IMMEDIATE already serialises every writer).
+            session.execute(select(User.id).where(User.id == user.id).with_for_update())
+        product = session.scalar(
+            select(Product)
+            .where(Product.id == product_id)
+            .execution_options(populate_existing=True)
+        )
+        if product is None or product.status != ProductStatus.LIVE:
+            raise CheckoutError("这件商品不存在或已下架。")
+        if product.starts_at > now:
+            raise CheckoutError("还没有开始发售。")
+        if product.ends_at is not None and product.ends_at <= now:
+            raise CheckoutError("发售已经结束。")
+        is_member = membership_at(user, now) is not None
+        if product.members_only and not is_member:
+            raise CheckoutError("这件商品仅对会员发售。")
+        if product.per_member_limit is not None:
+            already = bought_by(session, user.id, product.id)
+            if already + quantity > product.per_member_limit:
+                left = max(0, product.per_member_limit - already)
+                raise CheckoutError(f"每人限购 {product.per_member_limit} 件，你还能买 {left} 件。")
+        if product.stock is not None:
+            taken = session.execute(
+                update(Product)
+                .where(Product.id == product.id, Product.available >= quantity)
+                .values(available=Product.available - quantity, held=Product.held + quantity)
+            )
+            if taken.rowcount != 1:
+                raise CheckoutError("库存不足，已经卖完了。")
+        price = price_for(product, is_member)
+        order = Order(
+            number=_next_number(session, now),
+            user_id=user.id,
+            status=OrderStatus.PENDING.value,
+            total_fen=price.unit_fen * quantity,
+            hold_expires_at=now + timedelta(minutes=hold_minutes()),
+            delivery=delivery,
+            note=note[:200],
+            created_at=now,
+        )
+        order.lines.append(
+            OrderLine(
+                kind="product",
+                ref_id=product.id,
+                title=product.title,
+                unit_fen=price.unit_fen,
+                quantity=quantity,
+            )
+        )
+        session.add(order)
+        session.flush()
+        _event(session, order.id, None, OrderStatus.PENDING, user.id, "下单")
+    return order
+
+
+def _move_stock(session: Session, order: Order, *, to_sold: bool) -> None:
+    """Held units of `order` become sold (`to_sold`) or available again."""
+    for line in order.lines:
+        if line.kind != "product":
+            continue
+        target = Product.sold if to_sold else Product.available
+        session.execute(
+            update(Product)
+            .where(Product.id == line.ref_id, Product.stock.is_not(None))
+            .values({Product.held: Product.held - line.quantity, target: target + line.quantity})
+        )
+
+
+def _leave_pending(session: Session, order_id: int, new: OrderStatus, **values) -> Order | None:
+    """Move a pending order to `new` if it is still pending; None when it was not."""
+    changed = session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == OrderStatus.PENDING)
+        .values(status=new.value, hold_expires_at=None, **values)
+    )
+    if changed.rowcount != 1:
+        return None
+    return session.scalar(
+        select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    )
+
+
+def cancel(order_id: int, *, actor: int | None, reason: str) -> bool:
+    """Cancel a pending order and give its stock back. False when it was not pending."""
+    with write_transaction() as session:
+        order = _leave_pending(session, order_id, OrderStatus.CANCELLED)
+        if order is None:
+            return False
+        _move_stock(session, order, to_sold=False)
+        _event(session, order.id, OrderStatus.PENDING, OrderStatus.CANCELLED, actor, reason)
+    return True
+
+
+def mark_paid(order_id: int, *, reason: str = "支付成功") -> bool:
+    """A pending order is paid: its held units become sold. False when it was not pending
+    (already paid, or its hold was released: the caller refunds that payment)."""
+    now = utcnow()
+    with write_transaction() as session:
+        order = _leave_pending(session, order_id, OrderStatus.PAID, paid_at=now)
+        if order is None:
+            return False
+        _move_stock(session, order, to_sold=True)
+        _event(session, order.id, OrderStatus.PENDING, OrderStatus.PAID, None, reason)
+    return True
+
+
+def release_expired_holds(limit: int = RELEASE_BATCH) -> int:
+    """Cancel pending orders whose hold has expired, giving their stock back. Called before
+    stock is read or taken, and by `flask --app app shop release-holds`."""
+    now = utcnow()
+    expired = db.session.scalars(
+        select(Order.id)
+        .where(Order.status == OrderStatus.PENDING, Order.hold_expires_at <= now)
+        .order_by(Order.id)
+        .limit(limit)
+    ).all()
+    released = 0
+    for order_id in expired:
+        if cancel(order_id, actor=None, reason="超时未支付，库存已释放"):
+            released += 1
+    return released
