@@ -459,6 +459,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from members import bp as members_bp
     from members import cli as members_cli
     from shop import bp as shop_bp
+    from shop import cli as shop_cli
 
     app.register_blueprint(members_bp)
     app.register_blueprint(content_bp)
@@ -467,6 +468,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(board_bp)
     members_cli.register(app)
     content_cli.register(app)
+    shop_cli.register(app)
     app.cli.add_command(demo_cli)
 
     @app.url_defaults

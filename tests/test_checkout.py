@@ -332,3 +332,15 @@ def test_negative_control_the_race_catches_a_naive_read_then_write(app):
     with app.app_context():
         units = db.session.scalar(select(func.sum(OrderLine.quantity))) or 0
         assert units > STOCK, f"the naive checkout did not oversell ({units} units): {outcomes}"
+
+
+def test_release_holds_command(app, clock):
+    product = make_product(app, stock=4)
+    for b in make_buyers(app, 2):
+        buy(app, b, product, 2)
+    clock.advance(minutes=15)
+    result = app.test_cli_runner().invoke(args=["shop", "release-holds"])
+    assert result.exit_code == 0, result.output
+    assert "已释放 2 个过期订单" in result.output
+    with app.app_context():
+        assert counters(product) == (4, 4, 0, 0)
