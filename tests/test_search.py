@@ -267,3 +267,5 @@ def test_a_drain_never_puts_back_older_text(app, client, publish):
         search.drain()
         assert [h.slug for h in search.search("omega").hits] == ["a"]
         assert search.search("beta").hits == []
+    with other.app_context():
+        db.engine.dispose()  # the second site's connections, before they are collected
