@@ -210,11 +210,3 @@ def save_image(stream: BinaryIO, **kw: object) -> Media:
 
 def save_audio(stream: BinaryIO, **kw: object) -> Media:
     return store(check_audio(stream), **kw)  # type: ignore[arg-type]
-
-
-def duration_label(ms: int | None) -> str:
-    """ "1:05" for 65 seconds."""
-    if not ms:
-        return ""
-    seconds = round(ms / 1000)
-    return f"{seconds // 60}:{seconds % 60:02d}"

@@ -69,6 +69,11 @@ class Media(db.Model):
     def seconds(self) -> int:
         return round((self.duration_ms or 0) / 1000)
 
+    @property
+    def duration(self) -> str:
+        """ "1:05" for 65 seconds."""
+        return f"{self.seconds // 60}:{self.seconds % 60:02d}"
+
 
 class Article(db.Model):
     __tablename__ = "articles"
