@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import func, select
 
-from app import db
+from app import db, utcnow
 from content import articles, media, voices
 from content.articles import Draft
-from content.models import Article, Status
+from content.models import Article
 
 PIECES = [
     (
@@ -135,21 +135,8 @@ def add_voices() -> None:
         data = voices.generate_voice(voice_text(article))
         voice = media.store(media.check_audio(BytesIO(data)), original_name=f"{article.slug}.wav")
         try:
-            articles.save_article(
-                Draft(
-                    title=article.title,
-                    body_md=article.body_md,
-                    summary=article.summary,
-                    slug=article.slug,
-                    column=article.column.slug if article.column else "",
-                    keywords=" ".join(article.keyword_list),
-                    visibility=article.visibility,
-                    status="draft" if article.status == Status.DRAFT else "published",
-                    publish_at=article.publish_at,
-                    cover_id=article.cover_id,
-                    voice_id=voice.id,
-                ),
-                article_id=article.id,
-            )
+            draft = articles.draft_from(article, utcnow())
+            draft.voice_id = voice.id
+            articles.save_article(draft, article_id=article.id)
         except articles.ArticleError:
             continue  # an editor's change that no longer saves as it is; left without a voice

@@ -250,6 +250,23 @@ def urlsplit_netloc(url: str) -> str:
     return urlsplit(url).netloc
 
 
+def no_sideways_scroll(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["viewport"]["width"], f"page is {width}px wide"
+
+
+def log_in(phone: Phone, email: str = "reader@example.com", password: str = "correct horse"):
+    """Sign in through the login form, as a reader would."""
+    from playwright.sync_api import expect
+
+    page = phone.page
+    phone.open("/login")
+    page.fill("#f-email", email)
+    page.fill("#f-password", password)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(phone.server.url + "/me")
+
+
 @pytest.fixture
 def phone(page, live_server):
     """A phone in WeChat's browser on the live site; fails the test on any request to another

@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PHONE
+from tests.conftest import PHONE, log_in, no_sideways_scroll
 
 pytestmark = pytest.mark.browser
-
-
-def no_sideways_scroll(page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["viewport"]["width"], f"page is {width}px wide"
 
 
 def test_home_on_a_phone(phone):
@@ -69,15 +64,6 @@ def test_log_in_wrong_then_right_then_out(phone, make_user):
     page.click("text=退出登录")
     expect(page.locator("#notice")).to_contain_text("你已退出登录")
     expect(page).to_have_url(phone.server.url + "/")
-
-
-def log_in(phone, email="reader@example.com", password="correct horse"):
-    page = phone.page
-    phone.open("/login")
-    page.fill("#f-email", email)
-    page.fill("#f-password", password)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(phone.server.url + "/me")
 
 
 def test_change_password_in_place_with_htmx(phone, make_user):

@@ -10,25 +10,11 @@ from playwright.sync_api import expect
 
 from content import articles, media
 from content.articles import Draft
-from tests.conftest import PHONE
+from tests.conftest import log_in, no_sideways_scroll
 
 pytestmark = pytest.mark.browser
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def no_sideways_scroll(page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["viewport"]["width"], f"page is {width}px wide"
-
-
-def log_in(phone, email: str, password: str = "correct horse") -> None:
-    page = phone.page
-    phone.open("/login")
-    page.fill("#f-email", email)
-    page.fill("#f-password", password)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(phone.server.url + "/me")
 
 
 def test_the_voice_player_and_its_speed_buttons(phone, app):
