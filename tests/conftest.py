@@ -136,10 +136,39 @@ def login(client: FlaskClient):
 # ------------------------------------------------------------------------------------------
 
 
+class _AlwaysClosed:
+    """A response iterable that is closed even when the server forgets to.
+
+    Werkzeug's development server skips `close()` when reading the socket fails after a
+    response (a client that resets the connection, as Chromium does with media requests it
+    cancels), which would leave a served file open."""
+
+    def __init__(self, iterable) -> None:
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def close(self) -> None:
+        close = getattr(self.iterable, "close", None)
+        if close is not None:
+            close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _closing(app: Flask):
+    def wsgi(environ, start_response):
+        return _AlwaysClosed(app(environ, start_response))
+
+    return wsgi
+
+
 class LiveServer:
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.server = make_server("127.0.0.1", 0, _closing(app), threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
