@@ -296,6 +296,21 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         LOGIN_RATE_LIMIT=setting("LOGIN_RATE_LIMIT", "10 per minute"),
         PASSWORD_HASH_METHOD=setting("PASSWORD_HASH_METHOD", "scrypt"),
         TRUSTED_PROXIES=int(setting("TRUSTED_PROXIES", "0")),
+        # The shop: how long a placed order holds its stock, where 自提 happens, and which
+        # payment provider takes the money ("dev": a local cashier; "wechatpay": API v3).
+        SHOP_HOLD_MINUTES=int(setting("SHOP_HOLD_MINUTES", "15")),
+        SHOP_PICKUP_POINT=setting("SHOP_PICKUP_POINT", "晨读编辑部（上海市徐汇区漕溪北路 88 号）"),
+        SHOP_REFUND_DAYS=int(setting("SHOP_REFUND_DAYS", "7")),
+        PAYMENTS=setting("PAYMENTS", "dev"),
+        WECHATPAY_BASE_URL=setting("WECHATPAY_BASE_URL", "https://api.mch.weixin.qq.com"),
+        WECHATPAY_MCHID=setting("WECHATPAY_MCHID", ""),
+        WECHATPAY_APPID=setting("WECHATPAY_APPID", ""),
+        WECHATPAY_APIV3_KEY=setting("WECHATPAY_APIV3_KEY", ""),
+        WECHATPAY_CERT_SERIAL_NO=setting("WECHATPAY_CERT_SERIAL_NO", ""),
+        WECHATPAY_PRIVATE_KEY_FILE=setting("WECHATPAY_PRIVATE_KEY_FILE", ""),
+        WECHATPAY_PUBLIC_KEY_FILE=setting("WECHATPAY_PUBLIC_KEY_FILE", ""),
+        WECHATPAY_PUBLIC_KEY_ID=setting("WECHATPAY_PUBLIC_KEY_ID", ""),
+        WECHATPAY_NOTIFY_URL=setting("WECHATPAY_NOTIFY_URL", ""),
     )
     overrides.pop("DATA_DIR", None)
     app.config.update(overrides)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -144,6 +145,14 @@ class Order(db.Model):
     note: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Which payment provider the order was started with ("dev" or "wechatpay").
+    provider: Mapped[str | None] = mapped_column(String(20))
+    carrier: Mapped[str] = mapped_column(String(40), default="")
+    tracking_no: Mapped[str] = mapped_column(String(60), default="")
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Delivered: the buyer confirmed receipt (or picked it up). Refunds may be asked for
+    # within REFUND_DAYS of this instant.
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", cascade="all, delete-orphan", lazy="selectin"
@@ -168,6 +177,84 @@ class OrderLine(db.Model):
     quantity: Mapped[int] = mapped_column(Integer)
 
     order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class PaymentStatus(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+
+
+class Payment(db.Model):
+    """Money that arrived for an order, once per provider transaction: a second notice of the
+    same transaction meets the unique constraint and changes nothing."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("provider", "transaction_id", name="uq_payments_transaction"),
+        CheckConstraint("amount_fen >= 0", name="amount"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"), index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    transaction_id: Mapped[str] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    # What the money did: "paid" the order, or came "late" (after the hold was released)
+    # and is refunded.
+    outcome: Mapped[str] = mapped_column(String(10))
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RefundStatus(enum.StrEnum):
+    PROCESSING = "processing"  # asked of the provider, not yet confirmed
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Refund(db.Model):
+    """Money going back: an approved refund request, or a payment that came too late."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount_fen > 0", name="amount"),
+        CheckConstraint("status IN ('processing', 'succeeded', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"), index=True)
+    payment_id: Mapped[int] = mapped_column(
+        ForeignKey("payments.id", ondelete="RESTRICT"), unique=True
+    )
+    out_refund_no: Mapped[str] = mapped_column(String(64), unique=True)
+    provider_refund_id: Mapped[str | None] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(12), default=RefundStatus.PROCESSING.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Address(db.Model):
+    """A saved delivery address of a buyer (`/me/addresses`)."""
+
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(40))
+    phone: Mapped[str] = mapped_column(String(20))
+    province: Mapped[str] = mapped_column(String(20))
+    city: Mapped[str] = mapped_column(String(30))
+    district: Mapped[str] = mapped_column(String(30))
+    street: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def label(self) -> str:
+        """The address as one line, as it is snapshotted into an order."""
+        return (
+            f"{self.name} {self.phone} "
+            f"{self.province}{self.city}{self.district}{self.street}"
+        )
 
 
 class OrderEvent(db.Model):
