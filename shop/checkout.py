@@ -183,31 +183,54 @@ def place_order(
     return order
 
 
-def _move_stock(session: Session, order: Order, *, to_sold: bool) -> None:
-    """Held units of `order` become sold (`to_sold`) or available again."""
+def _move_stock(session: Session, order: Order, source, target) -> None:
+    """The units of `order` move between two of a product's counters (held, sold,
+    available); the CHECK constraint refuses any move that would break the invariant."""
     for line in order.lines:
         if line.kind != "product":
             continue
-        target = Product.sold if to_sold else Product.available
         session.execute(
             update(Product)
             .where(Product.id == line.ref_id, Product.stock.is_not(None))
-            .values({Product.held: Product.held - line.quantity, target: target + line.quantity})
+            .values({source: source - line.quantity, target: target + line.quantity})
         )
+
+
+def _transition(
+    session: Session,
+    order_id: int,
+    from_statuses: tuple[str, ...],
+    new: OrderStatus,
+    **values,
+) -> tuple[str, Order] | None:
+    """Move an order from one of `from_statuses` to `new` in one conditional UPDATE: the
+    status it had and the order, or None when it was in none of them (someone else moved it
+    first). On PostgreSQL the row is locked first so the old status read is the one changed."""
+    old = session.scalar(
+        select(Order.status)
+        .where(Order.id == order_id, Order.status.in_(from_statuses))
+        .with_for_update()
+    )
+    if old is None:
+        return None
+    changed = session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == old)
+        .values(status=new.value, **values)
+    )
+    if changed.rowcount != 1:
+        return None
+    order = session.scalar(
+        select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    )
+    assert order is not None
+    return old, order
 
 
 def _leave_pending(session: Session, order_id: int, new: OrderStatus, **values) -> Order | None:
     """Move a pending order to `new` if it is still pending; None when it was not."""
-    changed = session.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.status == OrderStatus.PENDING)
-        .values(status=new.value, hold_expires_at=None, **values)
-    )
-    if changed.rowcount != 1:
-        return None
-    return session.scalar(
-        select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
-    )
+    moved = _transition(session, order_id, HOLDING, new, hold_expires_at=None, **values)
+    return moved[1] if moved else None
 
 
 def cancel(order_id: int, *, actor: int | None, reason: str) -> bool:
@@ -216,7 +239,7 @@ def cancel(order_id: int, *, actor: int | None, reason: str) -> bool:
         order = _leave_pending(session, order_id, OrderStatus.CANCELLED)
         if order is None:
             return False
-        _move_stock(session, order, to_sold=False)
+        _move_stock(session, order, Product.held, Product.available)
         _event(session, order.id, OrderStatus.PENDING, OrderStatus.CANCELLED, actor, reason)
     return True
 
@@ -229,7 +252,7 @@ def mark_paid(order_id: int, *, reason: str = "支付成功") -> bool:
         order = _leave_pending(session, order_id, OrderStatus.PAID, paid_at=now)
         if order is None:
             return False
-        _move_stock(session, order, to_sold=True)
+        _move_stock(session, order, Product.held, Product.sold)
         _event(session, order.id, OrderStatus.PENDING, OrderStatus.PAID, None, reason)
     return True
 
@@ -249,3 +272,116 @@ def release_expired_holds(limit: int = RELEASE_BATCH) -> int:
         if cancel(order_id, actor=None, reason="超时未支付，库存已释放"):
             released += 1
     return released
+
+
+# --- Fulfilment and after-sales ------------------------------------------------------------
+
+REFUNDABLE = (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.COMPLETED)
+
+
+def refund_days() -> int:
+    return int(current_app.config.get("SHOP_REFUND_DAYS", 7))
+
+
+def refund_deadline(order: Order) -> datetime | None:
+    """Until when the buyer may ask for a refund: REFUND_DAYS after delivery; None while it
+    has not been delivered yet (they may ask at any time before)."""
+    if order.completed_at is None:
+        return None
+    return order.completed_at + timedelta(days=refund_days())
+
+
+def can_request_refund(order: Order, now: datetime | None = None) -> bool:
+    if order.status not in REFUNDABLE:
+        return False
+    deadline = refund_deadline(order)
+    return deadline is None or (now or utcnow()) < deadline
+
+
+def mark_shipped(order_id: int, *, actor: int, carrier: str, tracking_no: str) -> bool:
+    """A paid order leaves with a carrier and a tracking number. False if it was not paid."""
+    carrier, tracking_no = carrier.strip(), tracking_no.strip()
+    if not carrier or not tracking_no:
+        raise CheckoutError("请填写快递公司和运单号。", field="tracking_no")
+    with write_transaction() as session:
+        moved = _transition(
+            session,
+            order_id,
+            (OrderStatus.PAID,),
+            OrderStatus.SHIPPED,
+            carrier=carrier[:40],
+            tracking_no=tracking_no[:60],
+            shipped_at=utcnow(),
+        )
+        if moved is None:
+            return False
+        _event(session, order_id, moved[0], OrderStatus.SHIPPED, actor, f"{carrier} {tracking_no}")
+    return True
+
+
+def complete(order_id: int, *, actor: int, reason: str) -> bool:
+    """Delivered: the buyer confirms receipt of a shipped order, or an editor hands over a
+    pickup order. The refund window starts now. False if it was not shipped or paid."""
+    with write_transaction() as session:
+        moved = _transition(
+            session,
+            order_id,
+            (OrderStatus.PAID, OrderStatus.SHIPPED),
+            OrderStatus.COMPLETED,
+            completed_at=utcnow(),
+        )
+        if moved is None:
+            return False
+        _event(session, order_id, moved[0], OrderStatus.COMPLETED, actor, reason)
+    return True
+
+
+def request_refund(order_id: int, *, actor: int, reason: str) -> None:
+    """The buyer asks for their money back (a reason is required)."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise CheckoutError("请写下退款原因。", field="reason")
+    if len(reason) > 300:
+        raise CheckoutError("退款原因最多 300 字。", field="reason")
+    with write_transaction() as session:
+        order = session.get(Order, order_id, populate_existing=True)
+        if order is None or not can_request_refund(order):
+            raise CheckoutError("这个订单现在不能申请退款。", field="reason")
+        moved = _transition(session, order_id, REFUNDABLE, OrderStatus.REFUND_REQUESTED)
+        if moved is None:
+            raise CheckoutError("这个订单现在不能申请退款。", field="reason")
+        _event(session, order_id, moved[0], OrderStatus.REFUND_REQUESTED, actor, reason)
+
+
+def reject_refund(order_id: int, *, actor: int, reason: str) -> bool:
+    """An editor turns a refund request down, saying why (the buyer sees it)."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise CheckoutError("请写下拒绝的理由，买家会看到。", field="reason")
+    with write_transaction() as session:
+        moved = _transition(
+            session, order_id, (OrderStatus.REFUND_REQUESTED,), OrderStatus.REFUND_REJECTED
+        )
+        if moved is None:
+            return False
+        _event(session, order_id, moved[0], OrderStatus.REFUND_REJECTED, actor, reason[:300])
+    return True
+
+
+def finish_refund(session: Session, order_id: int, *, reason: str) -> bool:
+    """The money of a refund request is back with the buyer: the order is refunded and its
+    units are for sale again. Runs inside the caller's transaction."""
+    moved = _transition(session, order_id, (OrderStatus.REFUND_REQUESTED,), OrderStatus.REFUNDED)
+    if moved is None:
+        return False
+    _move_stock(session, moved[1], Product.sold, Product.available)
+    _event(session, order_id, moved[0], OrderStatus.REFUNDED, None, reason)
+    return True
+
+
+def events_of(order_id: int) -> list[OrderEvent]:
+    return list(
+        db.session.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+        )
+    )
