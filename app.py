@@ -476,12 +476,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from shop import bp as shop_bp
     from shop import cli as shop_cli
     from shop.desk import bp as shop_desk_bp
+    from shop.orders import bp as orders_bp
 
     app.register_blueprint(members_bp)
     app.register_blueprint(content_bp)
     app.register_blueprint(desk_bp)
     app.register_blueprint(shop_bp)
     app.register_blueprint(shop_desk_bp)
+    app.register_blueprint(orders_bp)
     app.register_blueprint(board_bp)
     members_cli.register(app)
     content_cli.register(app)

@@ -117,7 +117,13 @@ def bought_by(session: Session, user_id: int, product_id: int) -> int:
 
 
 def place_order(
-    user: User, product_id: int, quantity: int, *, delivery: str = "pickup", note: str = ""
+    user: User,
+    product_id: int,
+    quantity: int,
+    *,
+    delivery: str = "pickup",
+    note: str = "",
+    provider: str | None = None,
 ) -> Order:
     """Take `quantity` units for `user` and hold them for SHOP_HOLD_MINUTES as a pending
     order. Raises CheckoutError with the reason when it cannot."""
@@ -167,6 +173,7 @@ def place_order(
             delivery=delivery,
             note=note[:200],
             created_at=now,
+            provider=provider,
         )
         order.lines.append(
             OrderLine(

@@ -251,10 +251,7 @@ class Address(db.Model):
 
     def label(self) -> str:
         """The address as one line, as it is snapshotted into an order."""
-        return (
-            f"{self.name} {self.phone} "
-            f"{self.province}{self.city}{self.district}{self.street}"
-        )
+        return f"{self.name} {self.phone} {self.province}{self.city}{self.district}{self.street}"
 
 
 class OrderEvent(db.Model):

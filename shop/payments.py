@@ -150,11 +150,18 @@ def dev_payments() -> bool:
 
 
 def record_payment(
-    number: str, *, provider: str, transaction_id: str, amount_fen: int, paid_at: datetime
+    number: str,
+    *,
+    provider: str,
+    transaction_id: str,
+    amount_fen: int,
+    paid_at: datetime,
+    settle: bool = True,
 ) -> Outcome:
     """Money for order `number` arrived. Exactly one call per transaction changes anything;
     the others answer DUPLICATE. When the order cannot take the money any more, a refund is
-    recorded and asked of the provider (`settle_refunds`)."""
+    recorded and, unless `settle` is False (the caller does it later), asked of the
+    provider (`settle_refunds`)."""
     order = db.session.scalar(select(Order).where(Order.number == number))
     if order is None:
         return Outcome.UNKNOWN_ORDER
@@ -201,7 +208,8 @@ def record_payment(
     except IntegrityError:
         db.session.rollback()
         return Outcome.DUPLICATE
-    settle_refunds(order.id)
+    if settle:
+        settle_refunds(order.id)
     return Outcome.REFUNDING
 
 

@@ -63,9 +63,66 @@
     });
   }
 
+  // A drop's countdown: the server says how many seconds are left (so the phone's own clock
+  // does not matter); at zero the buy button appears and the live block asks for fresh stock.
+  function wireCountdowns(root) {
+    root.querySelectorAll("[data-countdown]").forEach(function (box) {
+      if (box.dataset.countdownWired) return;
+      box.dataset.countdownWired = "1";
+      var clock = box.querySelector("[data-countdown-clock]");
+      var live = box.closest(".drop-live");
+      var deadline = Date.now() + parseInt(box.dataset.countdown, 10) * 1000;
+      function pad(n) { return (n < 10 ? "0" : "") + n; }
+      function tick() {
+        var left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+        if (clock) {
+          clock.textContent = pad(Math.floor(left / 3600)) + ":" + pad(Math.floor(left % 3600 / 60)) + ":" + pad(left % 60);
+        }
+        if (left > 0) {
+          window.setTimeout(tick, Math.min(1000, deadline - Date.now() - (left - 1) * 1000));
+          return;
+        }
+        box.hidden = true;
+        if (live) {
+          live.querySelectorAll("[data-countdown-reveal]").forEach(function (el) { el.hidden = false; });
+          if (window.htmx) htmx.trigger(live, "started");
+        }
+      }
+      tick();
+    });
+  }
+  // WeChat Pay inside WeChat's browser: the signed parameters are on the button.
+  function wireWechatPay(root) {
+    root.querySelectorAll("[data-wechat-pay]").forEach(function (button) {
+      if (button.dataset.wired) return;
+      button.dataset.wired = "1";
+      button.addEventListener("click", function () {
+        var bridge = window.WeixinJSBridge;
+        if (!bridge) {
+          var hint = document.querySelector("[data-wechat-hint]");
+          if (hint) hint.hidden = false;
+          return;
+        }
+        button.disabled = true;
+        bridge.invoke("getBrandWCPayRequest", JSON.parse(button.dataset.wechatPay), function (res) {
+          button.disabled = false;
+          // Only the server's notice decides that an order is paid; the order page shows it.
+          if (res && res.err_msg === "get_brand_wcpay_request:ok") {
+            window.location.assign(button.dataset.done);
+          }
+        });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     wireVoices(document);
     wireAutosave(document);
+    wireCountdowns(document);
+    wireWechatPay(document);
   });
-  document.addEventListener("htmx:load", function (event) { wireVoices(event.detail.elt); });
+  document.addEventListener("htmx:load", function (event) {
+    wireVoices(event.detail.elt);
+    wireCountdowns(event.detail.elt);
+  });
 })();
