@@ -544,8 +544,13 @@ def demo_load() -> None:
     """Load the demo data that is missing and print the demo logins."""
     from content import demo as content_demo
     from members import demo as members_demo
+    from shop import demo as shop_demo
 
-    loaders: list[Callable[[], list[str]]] = [members_demo.load, content_demo.load]
+    loaders: list[Callable[[], list[str]]] = [
+        members_demo.load,
+        content_demo.load,
+        shop_demo.load,
+    ]
     for loader in loaders:
         for line in loader():
             click.echo(line)
