@@ -1,0 +1,127 @@
+"""The shop in real Chromium on a phone: a drop's countdown turning into a buy button without a
+reload, a product card loading live stock into an article, and a purchase through the dev
+cashier to a paid order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import BytesIO
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from app import write_transaction
+from content import articles, media
+from content.articles import Draft
+from members import accounts
+from shop.models import ProductImage
+from tests.conftest import DEFAULT_NOW, log_in, no_sideways_scroll
+from tests.test_checkout import make_product
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def member_phone(phone, app, make_user):
+    make_user("member@example.com")
+    with app.app_context():
+        accounts.grant_membership("member@example.com", "年度会员", 365)
+    log_in(phone, "member@example.com")
+    return phone
+
+
+def with_picture(app, product_id: int, colour=(38, 50, 56)) -> None:
+    out = BytesIO()
+    Image.new("RGB", (600, 600), colour).save(out, "PNG")
+    out.seek(0)
+    with app.app_context():
+        picture = media.store(media.check_image(out), original_name="p.png")
+        with write_transaction() as session:
+            session.add(ProductImage(product_id=product_id, media_id=picture.id, position=0))
+
+
+def test_countdown_becomes_a_buy_button_without_a_reload(member_phone, app, clock):
+    pid = make_product(
+        app,
+        slug="pen",
+        title="晨读限定钢笔",
+        stock=100,
+        per_member_limit=1,
+        members_only=True,
+        starts_at=DEFAULT_NOW + timedelta(seconds=3),
+        description_html="<p>每年只做一次的会员限定钢笔。</p>",
+    )
+    with_picture(app, pid)
+    page = member_phone.page
+    member_phone.open("/shop/p/pen")
+    expect(page.locator("[data-countdown]")).to_be_visible()
+    buy = page.locator(".drop-live a.buy")
+    expect(buy).to_be_hidden()
+    no_sideways_scroll(page)
+    member_phone.screenshot("shop-product-countdown")
+    clock.advance(seconds=3)  # the server's instant reaches the drop as the phone counts down
+    expect(buy).to_be_visible(timeout=8000)
+    expect(page.locator(".drop-live .stock")).to_contain_text("仅剩 100 件", timeout=8000)
+    assert page.url.endswith("/shop/p/pen")  # no reload, no navigation
+    member_phone.screenshot("shop-product-on-sale")
+
+
+def test_card_in_an_article_buy_and_pay_with_the_dev_cashier(member_phone, app):
+    pid = make_product(
+        app, slug="pen", title="晨读限定钢笔", stock=12, members_only=True, per_member_limit=1
+    )
+    with_picture(app, pid)
+    with app.app_context():
+        articles.save_article(
+            Draft(
+                title="一支笔的匠心",
+                body_md="一支好用的笔，背后是几十道工序。\n\n[[product:pen]]\n\n明天见。",
+                slug="pen-story",
+                status="published",
+                publish_at="2026-11-21 06:30",
+            )
+        )
+    page = member_phone.page
+    member_phone.open("/a/pen-story")
+    card = page.locator(".product-card")
+    expect(card).to_be_visible()
+    expect(card.locator(".stock")).to_contain_text("仅剩 12 件")
+    expect(card.locator(".amount")).to_have_text("¥99.00")
+    no_sideways_scroll(page)
+    member_phone.screenshot("shop-card-in-article")
+    card.locator("a.buy").click()
+    expect(page).to_have_url(member_phone.server.url + "/shop/p/pen/buy")
+    no_sideways_scroll(page)
+    member_phone.screenshot("shop-buy")
+    page.fill("#note", "请用礼盒包装")
+    page.click("form button[type=submit]")
+    expect(page.locator(".cashier h1")).to_have_text("¥99.00")
+    member_phone.screenshot("shop-cashier")
+    page.click("button[value=success]")
+    expect(page.locator(".order-status .status")).to_have_text("已付款，待发货")
+    no_sideways_scroll(page)
+    member_phone.screenshot("shop-order-paid")
+    member_phone.open("/shop/p/pen")
+    expect(page.locator(".drop-live .stock")).to_contain_text("仅剩 11 件")
+    member_phone.open("/orders")
+    expect(page.locator(".items .status")).to_have_text("已付款，待发货")
+    member_phone.screenshot("shop-orders")
+
+
+def test_shop_front_on_a_phone(phone, app):
+    for n, (slug, title, colour) in enumerate(
+        [("pen", "晨读限定钢笔", (38, 50, 56)), ("tea", "早起挂耳咖啡（10 包）", (92, 64, 51))]
+    ):
+        pid = make_product(
+            app, slug=slug, title=title, live_at=DEFAULT_NOW - timedelta(days=n + 1), stock=None
+        )
+        with_picture(app, pid, colour)
+    page = phone.page
+    phone.open("/shop/")
+    expect(page.locator(".tile")).to_have_count(2)
+    no_sideways_scroll(page)
+    phone.screenshot("shop-front")
+    phone.open("/shop/p/pen")
+    expect(page.locator(".join-invite")).to_have_count(0)  # a public product: anyone may buy
+    expect(page.locator(".drop-live a.buy")).to_be_visible()
