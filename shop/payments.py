@@ -97,7 +97,13 @@ class WechatPayProvider(Provider):
     def __init__(self) -> None:
         from shop.wechatpay import WechatPay, WechatPayConfig
 
-        self.client = WechatPay(WechatPayConfig.from_app_config(current_app.config))
+        # One client per site and configuration: it holds parsed keys.
+        config = WechatPayConfig.from_app_config(current_app.config)
+        cached = current_app.extensions.get("wechatpay")
+        if cached is None or cached[0] != config:
+            cached = (config, WechatPay(config))
+            current_app.extensions["wechatpay"] = cached
+        self.client = cached[1]
 
     def refund(self, order: Order, payment: Payment, refund: Refund) -> RefundAnswer:
         result = self.client.refund(

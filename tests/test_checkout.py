@@ -288,6 +288,14 @@ def test_fifty_threads_racing_for_500_units_never_oversell(app):
             .group_by(Order.user_id)
         ).all()
         assert max(total for _, total in per_buyer) <= LIMIT
+        # The figures docs/BENCHMARKS.md records (shown with `pytest -s`).
+        print(
+            f"\nrace [{db.engine.dialect.name}]: {THREADS} threads, {ATTEMPTS} attempts by "
+            f"{len(buyers)} buyers for {STOCK} units: {outcomes['ok']} orders, "
+            f"{outcomes['refused']} refused, {outcomes['error']} errors, units taken {units}, "
+            f"oversold {units - STOCK}, most by one buyer {max(t for _, t in per_buyer)} "
+            f"(limit {LIMIT}), invariant {available}+{held}+{sold}={stock}"
+        )
         numbers = db.session.scalars(select(Order.number)).all()
         assert len(numbers) == len(set(numbers)) == outcomes["ok"]
         assert all(o == OrderStatus.PENDING for o in db.session.scalars(select(Order.status)))
@@ -332,6 +340,10 @@ def test_negative_control_the_race_catches_a_naive_read_then_write(app):
     with app.app_context():
         units = db.session.scalar(select(func.sum(OrderLine.quantity))) or 0
         assert units > STOCK, f"the naive checkout did not oversell ({units} units): {outcomes}"
+        print(
+            f"\nnegative control [{db.engine.dialect.name}]: the naive read-then-write took "
+            f"{units} units of {STOCK}: oversold {units - STOCK}"
+        )
 
 
 def test_release_holds_command(app, clock):
