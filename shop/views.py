@@ -52,6 +52,7 @@ def _context(product: Product, *, compact: bool = False) -> dict:
 
 @bp.get("/")
 def index():
+    checkout.release_expired_holds()
     shelves = [catalogue.new_this_week(), catalogue.best_sellers()]
     ids = sorted({p.id for shelf in shelves for p in shelf})
     return render_template(
@@ -68,6 +69,7 @@ def category(slug: str):
     found = db.session.scalar(select(Category).where(Category.slug == slug))
     if found is None:
         abort(404)
+    checkout.release_expired_holds()
     products = catalogue.in_category(found)
     return render_template(
         "shop/category.html",
