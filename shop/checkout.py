@@ -136,9 +136,12 @@ def place_order(
             # One buyer's orders one at a time, so that the per-member limit holds (SQLite's
             # BEGIN IMMEDIATE already serialises every writer).
             session.execute(select(User.id).where(User.id == user.id).with_for_update())
+        # Locked on PostgreSQL, so an editor turning unlimited stock into limited counts
+        # this order (shop/products.py locks the row too); SQLite holds the write lock.
         product = session.scalar(
             select(Product)
             .where(Product.id == product_id)
+            .with_for_update(of=Product)
             .execution_options(populate_existing=True)
         )
         if product is None or product.status != ProductStatus.LIVE:
