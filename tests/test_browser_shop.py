@@ -125,3 +125,57 @@ def test_shop_front_on_a_phone(phone, app):
     phone.open("/shop/p/pen")
     expect(page.locator(".join-invite")).to_have_count(0)  # a public product: anyone may buy
     expect(page.locator(".drop-live a.buy")).to_be_visible()
+
+
+def test_the_shop_desk_on_a_phone(phone, app, make_user, clock):
+    """An editor watches a drop's dashboard update itself as orders are paid, and ships one."""
+    from shop import checkout, payments
+
+    make_user("editor@example.com", role="editor")
+    make_user("member@example.com")
+    pid = make_product(
+        app,
+        slug="pen",
+        title="晨读限定钢笔",
+        stock=50,
+        starts_at=DEFAULT_NOW - timedelta(minutes=20),
+    )
+    with_picture(app, pid)
+    with app.app_context():
+        accounts.grant_membership("member@example.com", "年度会员", 365)
+        buyer = accounts.find_user("member@example.com")
+        order = checkout.place_order(buyer, pid, 1)
+        payments.record_payment(
+            order.number,
+            provider="dev",
+            transaction_id="t-1",
+            amount_fen=order.total_fen,
+            paid_at=DEFAULT_NOW,
+        )
+    log_in(phone, "editor@example.com")
+    page = phone.page
+    phone.open("/editor/shop/")
+    expect(page.get_by_text("晨读限定钢笔").first).to_be_visible()
+    no_sideways_scroll(page)
+    phone.screenshot("desk-shop-products")
+    phone.open(f"/editor/shop/p/{pid}/drop")
+    expect(page.locator("#drop-sold")).to_have_text("1")
+    expect(page.locator("#drop-live svg.chart")).to_be_visible()
+    with app.app_context():
+        clock.advance(minutes=1)
+        buyer = accounts.find_user("member@example.com")
+        second = checkout.place_order(buyer, pid, 1)
+        payments.record_payment(
+            second.number,
+            provider="dev",
+            transaction_id="t-2",
+            amount_fen=second.total_fen,
+            paid_at=DEFAULT_NOW + timedelta(minutes=1),
+        )
+    expect(page.locator("#drop-sold")).to_have_text("2", timeout=12000)  # htmx, no reload
+    expect(page.locator("#drop-available")).to_have_text("48")
+    no_sideways_scroll(page)
+    phone.screenshot("desk-shop-drop")
+    phone.open("/editor/shop/orders?status=paid")
+    no_sideways_scroll(page)
+    phone.screenshot("desk-shop-orders")
