@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from flask import g, has_request_context
 from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -49,8 +50,13 @@ class User(UserMixin, db.Model):
 
     @property
     def membership(self) -> Membership | None:
-        """The membership in force now, if any."""
-        return membership_at(self, utcnow())
+        """The membership in force now, if any (asked once per request)."""
+        if not has_request_context():
+            return membership_at(self, utcnow())
+        known = g.setdefault("memberships", {})
+        if self.id not in known:
+            known[self.id] = membership_at(self, utcnow())
+        return known[self.id]
 
     @property
     def is_member(self) -> bool:
