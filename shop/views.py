@@ -207,7 +207,10 @@ def buy(slug: str):
                 errors[error.field if error.field in form else "quantity"] = error.message
             else:
                 return redirect(url_for("orders.pay", number=order.number), code=303)
-    found = catalogue.fresh(found.id) or found
+    if request.method == "GET":
+        found = catalogue.fresh(found.id) or found
+    else:  # place_order has just given back expired holds: read the counters as they are
+        found = db.session.get(Product, found.id, populate_existing=True) or found
     context = _context(found)
     status = 422 if errors else 200
     return (
