@@ -76,18 +76,23 @@ def _page_number() -> int:
     return min(parse_id(request.args.get("page", "1")) or 1, 10_000)
 
 
-def _product_or_404(product_id: object) -> Product:
-    found = parse_id(product_id)
-    product = (
+def _row_or_404(model, row_id: object):
+    """The row of `model` with this id, as the database has it now, or 404."""
+    found = parse_id(row_id)
+    row = (
         db.session.scalar(
-            select(Product).where(Product.id == found).execution_options(populate_existing=True)
+            select(model).where(model.id == found).execution_options(populate_existing=True)
         )
         if found
         else None
     )
-    if product is None:
+    if row is None:
         abort(404)
-    return product
+    return row
+
+
+def _product_or_404(product_id: object) -> Product:
+    return _row_or_404(Product, product_id)
 
 
 def _csv_response(data: bytes, filename: str) -> Response:
@@ -413,17 +418,7 @@ def orders_file():
 
 
 def _order_or_404(order_id: object) -> Order:
-    found = parse_id(order_id)
-    order = (
-        db.session.scalar(
-            select(Order).where(Order.id == found).execution_options(populate_existing=True)
-        )
-        if found
-        else None
-    )
-    if order is None:
-        abort(404)
-    return order
+    return _row_or_404(Order, order_id)
 
 
 def _order_page(order_id: int, status: int = 200, **extra: Any):

@@ -8,25 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def documented_command() -> list[str]:
-    """The first flash-sale command docs/BENCHMARKS.md shows (the SQLite one)."""
-    text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
-    lines = [
-        line.strip()
-        for block in re.findall(r"```(?:sh|bash)\n(.*?)```", text, re.S)
-        for line in block.splitlines()
-        if "bench/flash_sale.py" in line
-    ]
-    assert lines, "docs/BENCHMARKS.md shows no bench/flash_sale.py command"
-    return shlex.split(lines[0])
+from tests.test_bench import ROOT, documented_command
 
 
 def shrunk(args: list[str], **values: int) -> list[str]:
@@ -42,7 +27,7 @@ def shrunk(args: list[str], **values: int) -> list[str]:
 
 
 def test_flash_sale_benchmark_runs_as_documented_and_prints_its_figures():
-    command = documented_command()
+    command = documented_command("bench/flash_sale.py")
     assert command[:2] == [".venv/bin/python", "bench/flash_sale.py"]
     args = shrunk(command[2:], stock=20, buyers=60, concurrency=10, workers=2)
     # A fresh SQLite file always: the suite's own PostgreSQL database is not for wiping.
