@@ -917,3 +917,16 @@ def test_buyers_racing_an_editor_who_changes_the_stock(app, make_user):
         assert available >= 0 and available + held + sold == stock
         units = db.session.scalar(select(func.sum(OrderLine.quantity))) or 0
         assert held == units == outcomes["ordered"] and sold == 0
+
+
+def test_the_desk_links_to_the_public_product_page(app, client, make_user, login):
+    from tests.test_checkout import make_product
+
+    make_user("editor@example.com", role="editor")
+    login("editor@example.com")
+    pid = make_product(app, slug="pen", status="draft")
+    for path in ("/editor/shop/", f"/editor/shop/p/{pid}/drop"):
+        links = [a["href"] for a in html(client.get(path)).select(".desk-shop-links a")]
+        assert "/shop/p/pen" in links, path
+    # An editor may open a draft's page; readers may not.
+    assert client.get("/shop/p/pen").status_code == 200
