@@ -23,7 +23,7 @@ from app import db, utcnow, write_transaction
 from members.models import LoginSession, Membership, Role, User
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+PHONE_RE = re.compile(r"^1[3-9][0-9]{9}$")  # ASCII digits only (\d is any script)
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
 

@@ -28,7 +28,7 @@ def must_log_in():
     if is_htmx():
         # A swap would put the whole login page inside the widget: move the page instead.
         page = urlsplit(request.headers.get("HX-Current-URL", ""))
-        back = _safe_next(page.path + (f"?{page.query}" if page.query else "")) or None
+        back = safe_next(page.path + (f"?{page.query}" if page.query else "")) or None
         return "", 204, {"HX-Redirect": url_for("members.login", next=back)}
     flash("请先登录。")
     back = request.full_path if request.query_string else request.path
@@ -56,7 +56,7 @@ def role_required(*roles: str):
     return decorator
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """`target` if it is a path on this site, else None (no open redirects)."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return None
@@ -92,7 +92,7 @@ def signup():
         else:
             _sign_in(user, remember=True)
             flash("注册成功，欢迎来到晨读。")
-            return redirect(_safe_next(request.args.get("next")) or url_for("members.me"))
+            return redirect(safe_next(request.args.get("next")) or url_for("members.me"))
     status = 422 if errors else 200
     return render_template("members/signup.html", values=values, errors=errors), status
 
@@ -113,7 +113,7 @@ def login():
             errors = {"password": "邮箱或密码不正确。"}
         else:
             _sign_in(user, remember=bool(values["remember"]))
-            return redirect(_safe_next(request.args.get("next")) or url_for("members.me"))
+            return redirect(safe_next(request.args.get("next")) or url_for("members.me"))
     status = 422 if errors else 200
     return render_template("members/login.html", values=values, errors=errors), status
 

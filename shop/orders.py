@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 
 from flask import (
@@ -28,6 +27,9 @@ from flask_login import current_user, login_required
 from sqlalchemy import delete, func, select
 
 from app import csrf, db, is_htmx, parse_id, utcnow, write_transaction
+from members import accounts
+from members.accounts import AccountError
+from members.views import safe_next
 from shop import checkout, payments
 from shop.checkout import CheckoutError
 from shop.models import Address, Order, OrderStatus, Refund
@@ -275,7 +277,6 @@ def wechat_notify():
 
 # --- saved addresses -------------------------------------------------------------------------
 
-PHONE = re.compile(r"^1[3-9][0-9]{9}$")
 ADDRESS_FIELDS = {
     "name": ("收货人", 40),
     "phone": ("手机号", 20),
@@ -284,12 +285,6 @@ ADDRESS_FIELDS = {
     "district": ("区县", 30),
     "street": ("详细地址", 120),
 }
-
-
-def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
 
 
 @bp.get("/me/addresses")
@@ -306,15 +301,18 @@ def addresses():
 def address_new():
     values = {key: " ".join(request.form.get(key, "").split()) for key in ADDRESS_FIELDS}
     errors: dict[str, str] = {}
-    next_url = _safe_next(request.values.get("next"))
+    next_url = safe_next(request.values.get("next"))
     if request.method == "POST":
         for key, (label, limit) in ADDRESS_FIELDS.items():
             if not values[key]:
                 errors[key] = f"请填写{label}。"
             elif len(values[key]) > limit:
                 errors[key] = f"{label}最多 {limit} 个字。"
-        if "phone" not in errors and not PHONE.match(values["phone"]):
-            errors["phone"] = "请填写 11 位手机号。"
+        if "phone" not in errors:
+            try:
+                values["phone"] = accounts.check_phone(values["phone"]) or ""
+            except AccountError:
+                errors["phone"] = "请填写 11 位手机号。"
         if not errors:
             with write_transaction() as session:
                 count = session.scalar(

@@ -472,3 +472,25 @@ def test_product_description_renders(app, client):
     make_product(app, slug="pen", description_html="<p>一支<strong>好笔</strong></p>")
     page = html(client.get("/shop/p/pen"))
     assert page.select_one(".prose strong").get_text() == "好笔"
+
+
+def test_address_phone_is_checked_as_account_phones_are(app, client, member):
+    fields = {
+        "name": "林晨",
+        "province": "上海市",
+        "city": "上海市",
+        "district": "徐汇区",
+        "street": "漕溪北路 1 号",
+    }
+    for phone in ("１３８００１３８０００", "1380013800"):  # full-width digits; too short
+        bad = post_form(client, "/me/addresses/new", {**fields, "phone": phone})
+        assert bad.status_code == 422 and "11 位手机号" in bad.get_data(as_text=True)
+    # A next address that is not a plain path on this site is ignored.
+    saved = post_form(
+        client,
+        "/me/addresses/new",
+        {**fields, "phone": "+86 138-0013-8000", "next": "/\\evil.example.com"},
+    )
+    assert saved.headers["Location"] == "/me/addresses"
+    with app.app_context():
+        assert db.session.scalar(select(Address.phone)) == "13800138000"
