@@ -473,6 +473,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from content.desk import bp as desk_bp
     from members import bp as members_bp
     from members import cli as members_cli
+    from members import enrollment  # noqa: F401 (orders may buy membership seats)
     from shop import bp as shop_bp
     from shop import cli as shop_cli
     from shop.desk import bp as shop_desk_bp

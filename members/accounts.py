@@ -10,12 +10,11 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -220,34 +219,17 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
-def grant_membership(email: str, tier: str, days: int = 365) -> Membership:
-    """Give a membership of `days` days: from now, or from the end of the one in force.
+def grant_membership(
+    email: str, tier: str, days: int = 365, *, reason: str = "命令行授予"
+) -> Membership:
+    """Give a membership of `days` days: from now, or from the end of the one in force (the
+    same record, extended). Logged with `reason` (members/enrollment.py `grant`)."""
+    from members import enrollment
 
-    The user's row is locked first (SQLite: the immediate transaction; PostgreSQL: FOR UPDATE)
-    so that concurrent grants queue and extend one another instead of overlapping.
-    """
-    tier = tier.strip()
-    if not tier or len(tier) > 40:
-        raise AccountError({"tier": "会员等级名称需在 1 到 40 个字符之间。"})
-    if not 1 <= days <= 3660:
-        raise AccountError({"days": "天数需在 1 到 3660 之间。"})
-    with write_transaction() as session:
-        user = session.scalar(
-            select(User).where(User.email == normalize_email(email)).with_for_update()
-        )
-        if user is None:
-            raise AccountError({"email": f"没有找到用户 {normalize_email(email)}。"})
-        now = utcnow()
-        latest_end = session.scalar(
-            select(func.max(Membership.ends_at)).where(Membership.user_id == user.id)
-        )
-        starts = max(now, latest_end) if latest_end else now
-        membership = Membership(
-            user_id=user.id,
-            tier=tier,
-            starts_at=starts,
-            ends_at=starts + timedelta(days=days),
-            created_at=now,
-        )
-        session.add(membership)
-    return membership
+    user = find_user(email)
+    if user is None:
+        raise AccountError({"email": f"没有找到用户 {normalize_email(email)}。"})
+    try:
+        return enrollment.grant(user.id, tier, days, actor=None, reason=reason)
+    except enrollment.EnrollmentError as error:
+        raise AccountError(error.errors) from None

@@ -7,7 +7,16 @@ from datetime import datetime
 
 from flask import g, has_request_context
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, String, select
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import UTCDateTime, db, utcnow
@@ -32,6 +41,9 @@ class User(UserMixin, db.Model):
     # The buyer's openid under the site's WeChat app id: JSAPI payments are made for it.
     # Filled by WeChat login (a later issue); without it WeChat Pay is not offered.
     wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # 「第 1024 号会员」: given with the first membership, in payment order, kept for life
+    # (a renewal, a lapse and a return keep it; a number is never given twice).
+    member_number: Mapped[int | None] = mapped_column(Integer, unique=True)
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", order_by="Membership.starts_at"
@@ -77,17 +89,156 @@ class LoginSession(db.Model):
 
 
 class Membership(db.Model):
+    """One unbroken membership of a user. A renewal extends `ends_at` of the one in force (or
+    still to come) instead of adding another; a user who lapses and returns gets a new one."""
+
     __tablename__ = "memberships"
     __table_args__ = (CheckConstraint("ends_at > starts_at", name="period"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    tier: Mapped[str] = mapped_column(String(40))
+    tier: Mapped[str] = mapped_column(String(40))  # the tier's name when it was last paid for
+    tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id", ondelete="SET NULL"))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class Tier(db.Model):
+    """A kind of membership sold in enrollment windows: 普通会员, 铁杆会员."""
+
+    __tablename__ = "tiers"
+    __table_args__ = (
+        CheckConstraint("price_fen > 0", name="price"),
+        CheckConstraint("days > 0", name="days"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    price_fen: Mapped[int] = mapped_column(Integer)
+    days: Mapped[int] = mapped_column(Integer, default=365)
+    perks: Mapped[str] = mapped_column(Text, default="")  # one perk per line
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def perk_lines(self) -> list[str]:
+        return [line.strip() for line in self.perks.splitlines() if line.strip()]
+
+
+class EnrollmentWindow(db.Model):
+    """Once a year membership is sold, from `opens_at` to `closes_at`, with a fixed number of
+    seats per tier. From `renewal_starts_at` (before `opens_at`) only current members may
+    join: they renew first. The spans [renewal_starts_at, closes_at) of two windows never
+    overlap (members/enrollment.py refuses it)."""
+
+    __tablename__ = "enrollment_windows"
+    __table_args__ = (
+        CheckConstraint("closes_at > opens_at", name="period"),
+        CheckConstraint("renewal_starts_at <= opens_at", name="renewal"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    renewal_starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    seats: Mapped[list[WindowSeat]] = relationship(
+        back_populates="window", cascade="all, delete-orphan", order_by="WindowSeat.id"
+    )
+
+    @property
+    def renewal_hours(self) -> int:
+        return int((self.opens_at - self.renewal_starts_at).total_seconds() // 3600)
+
+
+class WindowSeat(db.Model):
+    """The seats of one tier in one window: `available + held + sold == cap`, changed only by
+    conditional UPDATEs (members/enrollment.py, shop/checkout.py), so never over the cap."""
+
+    __tablename__ = "window_seats"
+    __table_args__ = (
+        UniqueConstraint("window_id", "tier_id", name="uq_window_seats_window_tier"),
+        CheckConstraint(
+            "cap >= 0 AND available >= 0 AND held >= 0 AND sold >= 0 "
+            "AND available + held + sold = cap",
+            name="seats_add_up",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("enrollment_windows.id", ondelete="CASCADE"))
+    tier_id: Mapped[int] = mapped_column(ForeignKey("tiers.id", ondelete="RESTRICT"), index=True)
+    cap: Mapped[int] = mapped_column(Integer)
+    available: Mapped[int] = mapped_column(Integer)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    sold: Mapped[int] = mapped_column(Integer, default=0)
+
+    window: Mapped[EnrollmentWindow] = relationship(back_populates="seats")
+    tier: Mapped[Tier] = relationship(lazy="joined")
+
+
+class MembershipEvent(db.Model):
+    """The audit log of memberships: every join, renewal, grant, revocation and refund, with
+    who did it (None: the site itself, on a payment), when, why and what it changed."""
+
+    __tablename__ = "membership_events"
+    __table_args__ = (
+        CheckConstraint(
+            "action IN ('joined', 'renewed', 'granted', 'revoked', 'refunded')", name="action"
+        ),
+        Index("ix_membership_events_user_id_at", "user_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    membership_id: Mapped[int | None] = mapped_column(
+        ForeignKey("memberships.id", ondelete="SET NULL")
+    )
+    action: Mapped[str] = mapped_column(String(10))
+    tier: Mapped[str] = mapped_column(String(40), default="")
+    days: Mapped[int] = mapped_column(Integer, default=0)
+    ends_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ends_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="SET NULL"), index=True
+    )
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class EnrollmentReminder(db.Model):
+    """A reader who asked to be told when a window opens (「开放时提醒我」)."""
+
+    __tablename__ = "enrollment_reminders"
+
+    window_id: Mapped[int] = mapped_column(
+        ForeignKey("enrollment_windows.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MemberNumberCounter(db.Model):
+    """The last member number given (one row). Taking the next one is an UPDATE of this row
+    inside the paying transaction: numbers come in payment order, and a transaction that
+    rolls back gives its number back, so they have no gaps."""
+
+    __tablename__ = "member_number_counter"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
 
 
 def membership_at(user: User, at: datetime) -> Membership | None:

@@ -1,6 +1,6 @@
 """The checkout core: placing an order takes stock, paying turns held into sold, an expired
-hold gives it back. Nothing here knows about pages; the shop (and later the membership
-seats) call it.
+hold gives it back. Nothing here knows about pages; the shop and the membership seats
+(members/enrollment.py, through `register_line_kind`) call it.
 
 Every change of the stock counters is one conditional UPDATE (`available >= :quantity`), so
 `available` can never go below zero whatever the number of processes, and each order's own
@@ -10,8 +10,10 @@ exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -33,6 +35,30 @@ from shop.models import (
 )
 
 RELEASE_BATCH = 200
+
+
+@dataclass(frozen=True)
+class LineKind:
+    """What an order can buy, and how: a model whose rows keep `available`, `held` and `sold`
+    counters (selected by the line's `ref_id`; `limited` narrows it to rows that count), and
+    what paying for or refunding a line does besides moving its counters. Kinds delivered on
+    payment (a membership seat) complete their order when it is paid."""
+
+    counters: Any
+    limited: tuple[Any, ...] = ()
+    on_paid: Callable[[Session, Order, OrderLine], None] | None = None
+    on_refunded: Callable[[Session, Order, OrderLine], None] | None = None
+    delivered_on_payment: bool = False
+
+
+LINE_KINDS: dict[str, LineKind] = {
+    "product": LineKind(counters=Product, limited=(Product.stock.is_not(None),)),
+}
+
+
+def register_line_kind(name: str, kind: LineKind) -> None:
+    """Let orders buy something new (members/enrollment.py registers "seat")."""
+    LINE_KINDS[name] = kind
 
 
 class CheckoutError(Exception):
@@ -174,42 +200,61 @@ def place_order(
             if taken.rowcount != 1:
                 raise CheckoutError("库存不足，已经卖完了。")
         price = price_for(product, is_member)
-        order = Order(
-            number=_next_number(session, now),
-            user_id=user.id,
-            status=OrderStatus.PENDING.value,
-            total_fen=price.unit_fen * quantity,
-            hold_expires_at=now + timedelta(minutes=hold_minutes()),
-            delivery=delivery,
-            note=note[:200],
-            created_at=now,
-            provider=provider,
+        line = OrderLine(
+            kind="product",
+            ref_id=product.id,
+            title=product.title,
+            unit_fen=price.unit_fen,
+            quantity=quantity,
         )
-        order.lines.append(
-            OrderLine(
-                kind="product",
-                ref_id=product.id,
-                title=product.title,
-                unit_fen=price.unit_fen,
-                quantity=quantity,
-            )
+        order = open_order(
+            session, user.id, line, delivery=delivery, note=note, provider=provider, now=now
         )
-        session.add(order)
-        session.flush()
-        _event(session, order.id, None, OrderStatus.PENDING, user.id, "下单")
     return order
 
 
-def _move_stock(session: Session, order: Order, source, target) -> None:
-    """The units of `order` move between two of a product's counters (held, sold,
-    available); the CHECK constraint refuses any move that would break the invariant."""
+def open_order(
+    session: Session,
+    user_id: int,
+    line: OrderLine,
+    *,
+    now: datetime,
+    delivery: str = "",
+    note: str = "",
+    provider: str | None = None,
+) -> Order:
+    """A pending order for one line whose units the caller has just taken (moved from
+    `available` to `held`), held for SHOP_HOLD_MINUTES. Runs in the caller's transaction."""
+    order = Order(
+        number=_next_number(session, now),
+        user_id=user_id,
+        status=OrderStatus.PENDING.value,
+        total_fen=line.unit_fen * line.quantity,
+        hold_expires_at=now + timedelta(minutes=hold_minutes()),
+        delivery=delivery,
+        note=note[:200],
+        created_at=now,
+        provider=provider,
+    )
+    order.lines.append(line)
+    session.add(order)
+    session.flush()
+    _event(session, order.id, None, OrderStatus.PENDING, user_id, "下单")
+    return order
+
+
+def _move_stock(session: Session, order: Order, source: str, target: str) -> None:
+    """The units of each line of `order` move between two counters ("available", "held",
+    "sold") of what it bought; the CHECK constraints refuse any move that would break the
+    invariant."""
     for line in order.lines:
-        if line.kind != "product":
-            continue
+        kind = LINE_KINDS[line.kind]
+        model = kind.counters
+        from_, to = getattr(model, source), getattr(model, target)
         session.execute(
-            update(Product)
-            .where(Product.id == line.ref_id, Product.stock.is_not(None))
-            .values({source: source - line.quantity, target: target + line.quantity})
+            update(model)
+            .where(model.id == line.ref_id, *kind.limited)
+            .values({from_: from_ - line.quantity, to: to + line.quantity})
         )
 
 
@@ -256,7 +301,7 @@ def cancel(order_id: int, *, actor: int | None, reason: str) -> bool:
         order = _leave_pending(session, order_id, OrderStatus.CANCELLED)
         if order is None:
             return False
-        _move_stock(session, order, Product.held, Product.available)
+        _move_stock(session, order, "held", "available")
         _event(session, order.id, OrderStatus.PENDING, OrderStatus.CANCELLED, actor, reason)
     return True
 
@@ -269,8 +314,20 @@ def mark_paid(order_id: int, *, reason: str = "支付成功") -> bool:
         order = _leave_pending(session, order_id, OrderStatus.PAID, paid_at=now)
         if order is None:
             return False
-        _move_stock(session, order, Product.held, Product.sold)
+        _move_stock(session, order, "held", "sold")
         _event(session, order.id, OrderStatus.PENDING, OrderStatus.PAID, None, reason)
+        kinds = [LINE_KINDS[line.kind] for line in order.lines]
+        for kind, line in zip(kinds, order.lines, strict=True):
+            if kind.on_paid is not None:
+                kind.on_paid(session, order, line)
+        if kinds and all(kind.delivered_on_payment for kind in kinds):
+            # Nothing to ship: delivered the moment it is paid (the refund window starts).
+            session.execute(
+                update(Order)
+                .where(Order.id == order.id, Order.status == OrderStatus.PAID)
+                .values(status=OrderStatus.COMPLETED.value, completed_at=now)
+            )
+            _event(session, order.id, OrderStatus.PAID, OrderStatus.COMPLETED, None, "已生效")
     return True
 
 
@@ -391,8 +448,13 @@ def finish_refund(session: Session, order_id: int, *, reason: str) -> bool:
     moved = _transition(session, order_id, (OrderStatus.REFUND_REQUESTED,), OrderStatus.REFUNDED)
     if moved is None:
         return False
-    _move_stock(session, moved[1], Product.sold, Product.available)
+    order = moved[1]
+    _move_stock(session, order, "sold", "available")
     _event(session, order_id, moved[0], OrderStatus.REFUNDED, None, reason)
+    for line in order.lines:
+        kind = LINE_KINDS[line.kind]
+        if kind.on_refunded is not None:
+            kind.on_refunded(session, order, line)
     return True
 
 

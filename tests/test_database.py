@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from app import create_app, db, write_transaction
 from members import accounts
 from members.accounts import AccountError
-from members.models import Membership, User
+from members.models import Membership, MembershipEvent, User
 from tests.conftest import TEST_DATABASE_URL, make_config
 
 sqlite_only = pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite settings")
@@ -162,7 +162,7 @@ def _grant_in_process(data_dir: str, barrier, grants: int, results) -> None:
 
 def test_concurrent_grants_from_processes_queue_instead_of_overlapping(app, make_user):
     """Six processes each extend one membership three times at the same moment: every grant
-    succeeds, and the eighteen periods follow one another with no gap and no overlap."""
+    succeeds, and each extends the end the one before it left, none lost."""
     make_user("racer@example.com")
     ctx = multiprocessing.get_context("spawn")
     processes, grants = 6, 3
@@ -183,11 +183,14 @@ def test_concurrent_grants_from_processes_queue_instead_of_overlapping(app, make
         assert w.exitcode == 0
     assert outcomes == ["ok"] * (processes * grants)
     with app.app_context():
-        periods = db.session.scalars(select(Membership).order_by(Membership.starts_at)).all()
-        assert len(periods) == processes * grants
-        for before, after in zip(periods, periods[1:], strict=False):
-            assert after.starts_at == before.ends_at
-        assert periods[-1].ends_at - periods[0].starts_at == timedelta(days=10 * processes * grants)
+        # One membership, extended eighteen times: each grant started where the last ended.
+        membership = db.session.scalars(select(Membership)).one()
+        assert membership.ends_at - membership.starts_at == timedelta(days=10 * processes * grants)
+        events = db.session.scalars(select(MembershipEvent).order_by(MembershipEvent.id)).all()
+        assert len(events) == processes * grants
+        assert events[0].ends_before is None
+        for before, after in zip(events, events[1:], strict=False):
+            assert after.ends_before == before.ends_after
 
 
 def test_concurrent_signups_with_one_email_make_one_account(app):
