@@ -474,6 +474,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from members import bp as members_bp
     from members import cli as members_cli
     from members import enrollment  # noqa: F401 (orders may buy membership seats)
+    from members.desk import bp as members_desk_bp
+    from members.join import bp as join_bp
     from shop import bp as shop_bp
     from shop import cli as shop_cli
     from shop.desk import bp as shop_desk_bp
@@ -485,6 +487,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(shop_bp)
     app.register_blueprint(shop_desk_bp)
     app.register_blueprint(orders_bp)
+    app.register_blueprint(join_bp)
+    app.register_blueprint(members_desk_bp)
     app.register_blueprint(board_bp)
     members_cli.register(app)
     content_cli.register(app)

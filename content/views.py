@@ -28,6 +28,8 @@ def can_read_whole(article: Article) -> bool:
 
 @bp.get("/")
 def home():
+    from members import enrollment
+
     today = articles.today()
     piece = articles.daily_piece(today)
     recent = [a for a in articles.latest(14) if piece is None or a.id != piece.id]
@@ -37,6 +39,7 @@ def home():
         recent=recent,
         today=today,
         can_hear=piece is not None and can_read_whole(piece),
+        **enrollment.renewal_banner(current_user),
     )
 
 

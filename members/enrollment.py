@@ -408,6 +408,15 @@ def renewal_due(user: User, now: datetime) -> Membership | None:
     return membership
 
 
+def renewal_banner(user) -> dict:
+    """What the renewal banner on / and /me needs: the membership ending within 30 days (or
+    None: no banner) and the window in which to renew."""
+    now = utcnow()
+    due = renewal_due(user, now) if user.is_authenticated else None
+    window = (window_at(now) or next_window(now)) if due is not None else None
+    return {"renewal_due": due, "renewal_window": window, "banner_now": now}
+
+
 # --- joining ---------------------------------------------------------------------------------
 
 

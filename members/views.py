@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app import is_htmx, limiter, login_manager
+from app import db, is_htmx, limiter, login_manager, utcnow
 from members import accounts
 from members.accounts import AccountError
-from members.models import User
+from members.models import Tier, User
 
 bp = Blueprint("members", __name__)
 
@@ -129,7 +129,19 @@ def logout():
 @bp.get("/me")
 @login_required
 def me():
-    return render_template("members/me.html", membership=current_user.membership)
+    from members import enrollment
+
+    now = utcnow()
+    membership = current_user.membership
+    tier = db.session.get(Tier, membership.tier_id) if membership and membership.tier_id else None
+    return render_template(
+        "members/me.html",
+        membership=membership,
+        tier=tier,
+        tiers=[] if membership else enrollment.tiers(),
+        moment=enrollment.moment(now),
+        **enrollment.renewal_banner(current_user),
+    )
 
 
 @bp.route("/me/password", methods=["GET", "POST"])

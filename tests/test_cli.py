@@ -143,7 +143,14 @@ def test_demo_load_is_idempotent_and_prints_working_logins(app, cli, client):
     post_form(
         client, "/login", {"email": "member@example.com", "password": logins["member@example.com"]}
     )
-    assert "年度会员" in html(client.get("/me")).select_one(".facts").get_text()
+    card = " ".join(html(client.get("/me")).select_one("#member-card").get_text().split())
+    assert "普通会员" in card and "第 1 号会员" in card
+    # The enrollment window opens a few minutes after the demo is loaded, with both tiers.
+    assert "会员招募 (enrollment): 2027 会员招募, opens 2026-11-21 08:05 (/join)" in first.output
+    live = " ".join(html(client.get("/join")).select_one("#join-live").get_text().split())
+    assert "普通会员 ¥200.00" in live and "名额 5000 个" in live
+    assert "铁杆会员 ¥1200.00" in live and "名额 500 个" in live
+    assert live.count("立即加入") == 0 and live.count("续费") >= 1
 
 
 def test_secret_key_is_generated_once_and_private(tmp_path, monkeypatch):
