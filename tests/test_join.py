@@ -232,3 +232,20 @@ def test_me_for_a_non_member_shows_what_membership_gives_and_when(
     text = " ".join(invite.get_text().split())
     assert "普通会员 ¥200.00 / 365 天" in text and "社群发帖" in text
     assert "2027 会员招募将于 2026年11月21日 10:00 开放" in text
+
+
+def test_members_only_reading_stops_at_ends_at(app, client, clock, make_user, login):
+    with app.app_context():
+        slug = articles.save_article(
+            Draft(title="会员文章", body_md=MEMBERS_BODY, status="published", visibility="members")
+        ).slug
+    make_user()
+    with app.app_context():
+        enrollment.grant(1, "年度会员", 10, actor=None, reason="测试")
+    login()
+    ends = clock.at + timedelta(days=10)
+    clock.set(ends - SECOND)
+    assert "秘密段落" in client.get(f"/a/{slug}").get_data(as_text=True)
+    clock.set(ends)
+    page = client.get(f"/a/{slug}").get_data(as_text=True)
+    assert "秘密段落" not in page and "以下内容仅会员可读" in page
