@@ -7,14 +7,17 @@ module imports them back only inside `create_app`, as Flask's tutorial does.
 
 from __future__ import annotations
 
+import codecs
 import contextvars
+import csv
 import hashlib
+import io
 import json
 import logging
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-from flask import Flask, current_app, render_template, request
+from flask import Flask, Response, abort, current_app, render_template, request
 from flask.cli import AppGroup
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -30,7 +33,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -227,6 +230,61 @@ def parse_id(value: object) -> int | None:
 def ascii_json(value: Any) -> str:
     """JSON for a response header: headers must stay ASCII, so Chinese text is escaped."""
     return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------------------------
+# Desk helpers: list pages, rows by id, CSV downloads
+# --------------------------------------------------------------------------------------------
+
+
+def page_number() -> int:
+    """The list page asked for in `?page=`: 1 unless it is a positive number, at most 10,000."""
+    return min(parse_id(request.args.get("page", "1")) or 1, 10_000)
+
+
+def row_or_404(model, row_id: object):
+    """The row of `model` with this id, as the database has it now, or 404."""
+    found = parse_id(row_id)
+    row = (
+        db.session.scalar(
+            select(model).where(model.id == found).execution_options(populate_existing=True)
+        )
+        if found
+        else None
+    )
+    if row is None:
+        abort(404)
+    return row
+
+
+def csv_cell(value: str | None) -> str:
+    """A cell a spreadsheet will not run as a formula (buyers type order notes, and tier names
+    and emails are typed freely); None is an empty cell."""
+    value = value or ""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def csv_bytes(header: Iterable[str], rows: Iterable[Iterable[str]]) -> bytes:
+    """A CSV file with CRLF line ends, in UTF-8 with a BOM, so that Excel reads the Chinese."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return codecs.BOM_UTF8 + out.getvalue().encode("utf-8")
+
+
+def csv_download(data: bytes, filename: str) -> Response:
+    """`data` as a CSV file to download as `filename`, which stays ASCII: response headers must."""
+    return Response(
+        data,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def today_stamp() -> str:
+    """Today in the site's time zone as YYYYMMDD, for the names of downloaded files."""
+    return local_time(utcnow()).strftime("%Y%m%d")
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,14 +24,14 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app import db, parse_id, render_page, utcnow, write_transaction
+from app import db, page_number, parse_id, render_page, utcnow, write_transaction
 from content import articles, media
 from content.articles import ArticleConflict, ArticleError, Draft
 from content.media import MediaError
 from content.models import Article, ArticleRevision, Column, Media, Status
 from content.rendering import render_markdown
 from members import role_required
-from members.models import User
+from members.accounts import emails_of
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
@@ -70,18 +70,17 @@ def index():
         if column is None:
             abort(404)
         query = query.where(Article.column_id == column.id)
-    page = request.args.get("page", "1")
-    page_number = min(parse_id(page) or 1, 10_000)
+    page = page_number()
     found = db.session.scalars(
         query.order_by(Article.updated_at.desc(), Article.id.desc())
-        .offset((page_number - 1) * LIST_PAGE)
+        .offset((page - 1) * LIST_PAGE)
         .limit(LIST_PAGE + 1)
     ).all()
     return render_template(
         "editor/index.html",
         items=found[:LIST_PAGE],
         more=len(found) > LIST_PAGE,
-        page=page_number,
+        page=page,
         state=state,
         column=column,
         columns=columns,
@@ -309,13 +308,6 @@ def _revision_or_404(article: Article, revision_id: int) -> ArticleRevision:
     return revision
 
 
-def _authors(ids: set[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return dict(db.session.execute(select(User.id, User.email).where(User.id.in_(wanted))).all())
-
-
 @bp.get("/a/<int:article_id>/revisions")
 def revisions(article_id: int):
     article = _article_or_404(article_id)
@@ -329,7 +321,7 @@ def revisions(article_id: int):
         "editor/revisions.html",
         article=article,
         revisions=found,
-        authors=_authors({r.author_id for r in found}),
+        authors=emails_of({r.author_id for r in found}),
     )
 
 
@@ -341,7 +333,7 @@ def revision(article_id: int, revision_id: int):
         "editor/revision.html",
         article=article,
         revision=found,
-        authors=_authors({found.author_id}),
+        authors=emails_of({found.author_id}),
         rendered=render_markdown(found.body_md),
     )
 
@@ -373,7 +365,7 @@ def _conflict_page(current: Article, kept: ArticleRevision):
         "editor/conflict.html",
         article=current,
         kept=kept,
-        authors=_authors({current.author_id, kept.author_id}),
+        authors=emails_of({current.author_id, kept.author_id}),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -217,6 +217,14 @@ def close_session(key: str | None) -> None:
 
 def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+def emails_of(ids: Iterable[int | None]) -> dict[int, str]:
+    """The email of each user among `ids` (None left out), to name people on desk pages."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return dict(db.session.execute(select(User.id, User.email).where(User.id.in_(wanted))).all())
 
 
 def grant_membership(

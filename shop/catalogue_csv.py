@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from app import db, write_transaction
+from app import csv_bytes, db, write_transaction
 from shop import checkout
 from shop.models import Product
 from shop.products import ProductDraft, ProductError, apply_product, draft_from
@@ -95,12 +95,8 @@ def row_of(product: Product) -> list[str]:
 
 def export_catalogue() -> bytes:
     """Every product, oldest first, as CSV in UTF-8 with a BOM."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for product in db.session.scalars(select(Product).order_by(Product.id)):
-        writer.writerow(row_of(product))
-    return codecs.BOM_UTF8 + out.getvalue().encode("utf-8")
+    products = db.session.scalars(select(Product).order_by(Product.id))
+    return csv_bytes(COLUMNS, (row_of(product) for product in products))
 
 
 # --- import -------------------------------------------------------------------------------

@@ -8,17 +8,12 @@ an order that has meanwhile moved on (two editors, an old tab) changes nothing a
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
@@ -30,10 +25,22 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from app import db, local_time, parse_id, render_page, utcnow
+from app import (
+    csv_bytes,
+    csv_cell,
+    csv_download,
+    db,
+    local_time,
+    page_number,
+    parse_id,
+    render_page,
+    row_or_404,
+    today_stamp,
+    utcnow,
+)
 from members import role_required
-from members.models import User
-from shop import catalogue_csv, checkout, payments, products
+from members.accounts import emails_of
+from shop import catalogue_csv, charts, checkout, payments, products
 from shop.catalogue_csv import CatalogueFileError
 from shop.checkout import CheckoutError
 from shop.models import (
@@ -72,40 +79,8 @@ def only_editors() -> None:
     """Every shop desk page is for editors and admins."""
 
 
-def _page_number() -> int:
-    return min(parse_id(request.args.get("page", "1")) or 1, 10_000)
-
-
-def _row_or_404(model, row_id: object):
-    """The row of `model` with this id, as the database has it now, or 404."""
-    found = parse_id(row_id)
-    row = (
-        db.session.scalar(
-            select(model).where(model.id == found).execution_options(populate_existing=True)
-        )
-        if found
-        else None
-    )
-    if row is None:
-        abort(404)
-    return row
-
-
 def _product_or_404(product_id: object) -> Product:
-    return _row_or_404(Product, product_id)
-
-
-def _csv_response(data: bytes, filename: str) -> Response:
-    # The file name stays ASCII: response headers must.
-    return Response(
-        data,
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
-def _today() -> str:
-    return local_time(utcnow()).strftime("%Y%m%d")
+    return row_or_404(Product, product_id)
 
 
 # --- products -----------------------------------------------------------------------------
@@ -128,7 +103,7 @@ def index():
         query = query.where(Product.status == status)
     if category:
         query = query.where(Product.category_id == category.id)
-    page = _page_number()
+    page = page_number()
     found = db.session.scalars(
         query.order_by(Product.updated_at.desc(), Product.id.desc())
         .offset((page - 1) * LIST_PAGE)
@@ -293,7 +268,7 @@ def move_image_up(product_id: int, image_id: int):
 
 @bp.get("/catalogue.csv")
 def catalogue_file():
-    return _csv_response(catalogue_csv.export_catalogue(), f"catalogue-{_today()}.csv")
+    return csv_download(catalogue_csv.export_catalogue(), f"catalogue-{today_stamp()}.csv")
 
 
 @bp.route("/import", methods=["GET", "POST"])
@@ -343,13 +318,6 @@ def _with_product(query, product: Product | None):
     )
 
 
-def _emails(ids: set[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return dict(db.session.execute(select(User.id, User.email).where(User.id.in_(wanted))).all())
-
-
 @bp.get("/orders")
 def orders():
     checkout.release_expired_holds()
@@ -357,7 +325,7 @@ def orders():
     query = _with_product(select(Order), product)
     if status:
         query = query.where(Order.status == status)
-    page = _page_number()
+    page = page_number()
     found = db.session.scalars(
         query.order_by(Order.created_at.desc(), Order.id.desc())
         .offset((page - 1) * LIST_PAGE)
@@ -377,14 +345,9 @@ def orders():
         product=product,
         products=choices,
         states=ORDER_STATES,
-        buyers=_emails({o.user_id for o in found}),
+        buyers=emails_of({o.user_id for o in found}),
         yuan=checkout.yuan,
     )
-
-
-def _cell(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula (buyers type the notes)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _delivery_text(delivery: str) -> str:
@@ -398,27 +361,25 @@ def orders_file():
     """Paid orders waiting to be shipped, oldest payment first: for the packing table."""
     _, product = _order_filters()
     query = _with_product(select(Order).where(Order.status == OrderStatus.PAID), product)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["订单号", "付款时间", "商品", "金额（元）", "收货信息", "备注"])
-    for order in db.session.scalars(query.order_by(Order.paid_at, Order.id)):
-        items = "；".join(f"{line.title} × {line.quantity}" for line in order.lines)
-        writer.writerow(
-            [
-                order.number,
-                products.local_text(order.paid_at),
-                _cell(items),
-                products.yuan_text(order.total_fen),
-                _cell(_delivery_text(order.delivery)),
-                _cell(order.note),
-            ]
-        )
-    name = f"orders-paid-{product.id}-{_today()}.csv" if product else f"orders-paid-{_today()}.csv"
-    return _csv_response(codecs.BOM_UTF8 + out.getvalue().encode("utf-8"), name)
+    header = ["订单号", "付款时间", "商品", "金额（元）", "收货信息", "备注"]
+    rows = (
+        [
+            order.number,
+            products.local_text(order.paid_at),
+            csv_cell("；".join(f"{line.title} × {line.quantity}" for line in order.lines)),
+            products.yuan_text(order.total_fen),
+            csv_cell(_delivery_text(order.delivery)),
+            csv_cell(order.note),
+        ]
+        for order in db.session.scalars(query.order_by(Order.paid_at, Order.id))
+    )
+    today = today_stamp()
+    name = f"orders-paid-{product.id}-{today}.csv" if product else f"orders-paid-{today}.csv"
+    return csv_download(csv_bytes(header, rows), name)
 
 
 def _order_or_404(order_id: object) -> Order:
-    return _row_or_404(Order, order_id)
+    return row_or_404(Order, order_id)
 
 
 def _order_page(order_id: int, status: int = 200, **extra: Any):
@@ -437,7 +398,7 @@ def _order_page(order_id: int, status: int = 200, **extra: Any):
         "payments": found_payments,
         "refunds": refunds,
         "refund_reason": asked.reason if asked else "",
-        "people": _emails({order.user_id, *(e.actor_id for e in events)}),
+        "people": emails_of({order.user_id, *(e.actor_id for e in events)}),
         "states": ORDER_STATES,
         "event_states": EVENT_STATES,
         "refund_states": REFUND_STATES,
@@ -534,41 +495,12 @@ def reject_refund(order_id: int):
 # --- the live drop dashboard --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Chart:
-    """Cumulative paid units per minute, laid out for an inline SVG (no script, no style)."""
-
-    width: int
-    height: int
-    left: int
-    top: int
-    right: int
-    bottom: int
-    line: str  # polyline points
-    area: str  # polygon points
-    y_labels: list[tuple[float, str]]
-    x_labels: list[tuple[float, str, str]]  # x, text, text-anchor
-    total: int
-    last_minute: int
-    summary: str
-
-
-CHART_W, CHART_H = 640, 240
-CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 44, 628, 12, 208
 FULL_WINDOW = timedelta(hours=3)  # a drop younger than this is drawn from its start
 
 
-def _nice_ceiling(value: int) -> int:
-    if value <= 5:
-        return 5
-    magnitude = 10 ** int(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return int(step * magnitude)
-    return value
-
-
-def _paid_chart(product: Product, now: datetime) -> Chart | None:
+def _paid_chart(product: Product, now: datetime) -> charts.Chart | None:
+    """Cumulative paid units per minute: from the start of the drop, or over the last hour of
+    an older one."""
     if product.starts_at > now:
         return None
     start = product.starts_at
@@ -587,64 +519,36 @@ def _paid_chart(product: Product, now: datetime) -> Chart | None:
         .join(Order, OrderLine.order_id == Order.id)
         .where(*sold_lines, Order.paid_at < start)
     )
-    counts = [0] * minutes
-    for paid_at, quantity in db.session.execute(
+    paid = db.session.execute(
         select(Order.paid_at, OrderLine.quantity)
         .join(OrderLine, OrderLine.order_id == Order.id)
         .where(*sold_lines, Order.paid_at >= start, Order.paid_at <= now)
-    ).tuples():
-        index = min(minutes - 1, int((paid_at - start).total_seconds() // 60))
-        counts[index] += quantity
-    running = int(before or 0)
-    cumulative = [running]
-    for count in counts:
-        running += count
-        cumulative.append(running)
-    top = _nice_ceiling(running)
-    plot_w, plot_h = CHART_RIGHT - CHART_LEFT, CHART_BOTTOM - CHART_TOP
-
-    def x(i: int) -> float:
-        return round(CHART_LEFT + plot_w * i / minutes, 1)
-
-    def y(value: int) -> float:
-        return round(CHART_BOTTOM - plot_h * value / top, 1)
-
-    line = " ".join(f"{x(i)},{y(v)}" for i, v in enumerate(cumulative))
-    area = f"{x(0)},{CHART_BOTTOM} {line} {x(minutes)},{CHART_BOTTOM}"
+    ).tuples()
+    totals = charts.running_totals(
+        paid, start=start, steps=minutes, step_seconds=60, before=int(before or 0)
+    )
 
     def clock(at: datetime) -> str:
         return local_time(at).strftime("%H:%M")
 
-    x_labels = [
-        (x(0), clock(start), "start"),
-        (x(minutes // 2), clock(start + timedelta(minutes=minutes // 2)), "middle"),
-        (x(minutes), clock(now), "end"),
-    ]
-    if minutes < 4:
-        x_labels = [x_labels[0], x_labels[2]]
-    y_labels = [(y(0), "0"), (y(top // 2), str(top // 2)), (y(top), str(top))]
-    summary = (
-        f"{clock(start)} 到 {clock(now)} 每分钟累计付款件数：共 {running} 件，"
-        f"最近一分钟 {counts[-1]} 件"
-    )
-    return Chart(
-        width=CHART_W,
-        height=CHART_H,
-        left=CHART_LEFT,
-        top=CHART_TOP,
-        right=CHART_RIGHT,
-        bottom=CHART_BOTTOM,
-        line=line,
-        area=area,
-        y_labels=y_labels,
-        x_labels=x_labels,
-        total=running,
-        last_minute=counts[-1],
-        summary=summary,
+    half = minutes // 2
+    return charts.line_chart(
+        [charts.Line(totals)],
+        start=clock(start),
+        middle=(half, clock(start + timedelta(minutes=half))),
+        end=clock(now),
+        summary=(
+            f"{clock(start)} 到 {clock(now)} 每分钟累计付款件数：共 {totals[-1]} 件，"
+            f"最近一分钟 {totals[-1] - totals[-2]} 件"
+        ),
     )
 
 
-def _drop_page(product_id: int):
+@bp.get("/p/<int:product_id>/drop")
+@bp.get("/p/<int:product_id>/drop/live", endpoint="drop_live")
+def drop(product_id: int):
+    """The drop dashboard. Its /live address, asked by htmx every 5 seconds, gives the numbers
+    and the chart alone (a full page otherwise)."""
     checkout.release_expired_holds()  # lazily, so that expired holds show as available
     product = _product_or_404(product_id)
     now = utcnow()
@@ -663,14 +567,3 @@ def _drop_page(product_id: int):
         now=now,
         states=STATUS_LABELS,
     )
-
-
-@bp.get("/p/<int:product_id>/drop")
-def drop(product_id: int):
-    return _drop_page(product_id)
-
-
-@bp.get("/p/<int:product_id>/drop/live")
-def drop_live(product_id: int):
-    """The numbers and the chart alone, for htmx every 5 seconds (a full page otherwise)."""
-    return _drop_page(product_id)

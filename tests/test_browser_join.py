@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
+from members import enrollment
 from tests.conftest import log_in, no_sideways_scroll
 from tests.test_enrollment import OPENS, setup_tiers
 
@@ -53,8 +54,6 @@ def test_countdown_opens_the_window_then_a_reader_joins_and_gets_a_card(
 
 
 def test_renewal_banner_on_a_phone(phone, app, clock, make_user):
-    from members import enrollment
-
     setup_tiers(app, renewal_hours=24)
     make_user()
     with app.app_context():
@@ -66,3 +65,44 @@ def test_renewal_banner_on_a_phone(phone, app, clock, make_user):
     expect(banner).to_contain_text("2027 会员招募正在进行，现在就可以续费")
     no_sideways_scroll(phone.page)
     phone.screenshot("home-renewal-banner")
+
+
+def test_the_enrollment_desk_on_a_phone(phone, app, clock, make_user):
+    """An admin watches the window's dashboard count a seat paid while it is open, then grants
+    a membership by hand with a reason."""
+    from app import db
+    from members.models import User
+    from shop import payments
+    from tests.test_enrollment import new_user
+
+    setup_tiers(app, seats=50, iron=5)
+    make_user("admin@example.com", role="admin")
+    clock.set(OPENS - timedelta(minutes=5))
+    log_in(phone, "admin@example.com")
+    clock.set(OPENS + timedelta(minutes=20))
+    with app.app_context():
+        for n in range(3):
+            buyer = new_user(app, f"b{n}@example.com")
+            seated = enrollment.join(db.session.get(User, buyer), "putong" if n else "tiegan")
+            if n < 2:
+                payments.record_payment(
+                    seated.number,
+                    provider="dev",
+                    transaction_id=f"t-{n}",
+                    amount_fen=seated.total_fen,
+                    paid_at=clock.at,
+                )
+    page = phone.page
+    phone.open("/editor/members/")
+    expect(page.get_by_text("2027 会员招募").first).to_be_visible()
+    no_sideways_scroll(page)
+    phone.screenshot("desk-members-overview")
+    phone.open("/editor/members/windows/1")
+    expect(page.locator("svg").first).to_be_visible()
+    expect(page.get_by_text("¥1400.00").first).to_be_visible()
+    no_sideways_scroll(page)
+    phone.screenshot("desk-members-window")
+    phone.open("/editor/members/users/2")
+    expect(page.get_by_text("第 1 号").first).to_be_visible()
+    no_sideways_scroll(page)
+    phone.screenshot("desk-members-user")
