@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,8 +42,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from flask import Flask  # noqa: E402
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
 from app import create_app, db, write_transaction  # noqa: E402
@@ -56,7 +58,9 @@ GOAL_ORDERS_PER_S = 800.0
 
 BIN = Path(sys.executable).parent  # flask and gunicorn of the running virtualenv
 SLUG = "flash-sale"
-PASSWORD = "flash-sale-password"  # noqa: S105 (every generated buyer's password)
+BUY_PATH = f"/shop/p/{SLUG}/buy"
+PASSWORD = "flash-sale-password"  # noqa: S105 (every generated account's password)
+EMAIL_DOMAIN = "bench.example.com"  # every generated account's
 # scrypt still, with a cost that keeps 2,000 logins cheap (the tests use the same).
 CHEAP_HASH = "scrypt:1024:8:1"
 INSERT_BATCH = 1_000
@@ -141,12 +145,40 @@ def migrate(env: dict[str, str]) -> None:
         raise SystemExit(f"flask --app app db upgrade failed:\n{result.stdout}{result.stderr}")
 
 
+def site(env: dict[str, str]) -> Flask:
+    """The site the server runs, for seeding it and reading it back in this process."""
+    return create_app({k: env[k] for k in ("DATA_DIR", "DATABASE_URL", "SECRET_KEY")})
+
+
+def insert_readers(session: Session, emails: Sequence[str], now: datetime) -> list[int]:
+    """One reader account per email (password PASSWORD, hashed cheaply), by bulk inserts;
+    the ids of every generated account, in order."""
+    password_hash = generate_password_hash(PASSWORD, method=CHEAP_HASH)
+    for i in range(0, len(emails), INSERT_BATCH):
+        session.execute(
+            insert(User),
+            [
+                {
+                    "email": email,
+                    "password_hash": password_hash,
+                    "role": "reader",
+                    "created_at": now - timedelta(days=30),
+                }
+                for email in emails[i : i + INSERT_BATCH]
+            ],
+        )
+    return list(
+        session.scalars(
+            select(User.id).where(User.email.like(f"%@{EMAIL_DOMAIN}")).order_by(User.id)
+        )
+    )
+
+
 def seed(env: dict[str, str], stock: int, buyers: int) -> list[str]:
     """One live limited product on sale now and `buyers` members; their emails."""
-    app = create_app({k: env[k] for k in ("DATA_DIR", "DATABASE_URL", "SECRET_KEY")})
+    app = site(env)
     now = datetime.now(UTC)
-    password_hash = generate_password_hash(PASSWORD, method=CHEAP_HASH)
-    emails = [f"buyer{n:06d}@bench.example.com" for n in range(1, buyers + 1)]
+    emails = [f"buyer{n:06d}@{EMAIL_DOMAIN}" for n in range(1, buyers + 1)]
     with app.app_context():
         with write_transaction() as session:
             session.execute(
@@ -174,22 +206,7 @@ def seed(env: dict[str, str], stock: int, buyers: int) -> list[str]:
                     }
                 ],
             )
-            for i in range(0, buyers, INSERT_BATCH):
-                session.execute(
-                    insert(User),
-                    [
-                        {
-                            "email": email,
-                            "password_hash": password_hash,
-                            "role": "reader",
-                            "created_at": now - timedelta(days=30),
-                        }
-                        for email in emails[i : i + INSERT_BATCH]
-                    ],
-                )
-            ids = session.scalars(
-                select(User.id).where(User.email.like("buyer%@bench.example.com"))
-            ).all()
+            ids = insert_readers(session, emails, now)
             for i in range(0, len(ids), INSERT_BATCH):
                 session.execute(
                     insert(Membership),
@@ -239,7 +256,7 @@ class Outcome:
 
 def outcome(env: dict[str, str]) -> Outcome:
     """What the database holds after the race."""
-    app = create_app({k: env[k] for k in ("DATA_DIR", "DATABASE_URL", "SECRET_KEY")})
+    app = site(env)
     with app.app_context():
         product = db.session.scalars(select(Product).where(Product.slug == SLUG)).one()
         counted = [*HOLDING, *SOLD]
@@ -494,8 +511,9 @@ class Connection:
         self.conn = None
 
 
-def log_in(port: int, buyers: Sequence[Buyer]) -> list[str]:
-    """Log every buyer in as a browser would and keep the buy form's token; the failures."""
+def log_in(port: int, buyers: Sequence[Buyer], form_path: str = BUY_PATH) -> list[str]:
+    """Log every buyer in as a browser would, open the page at `form_path` and keep its
+    form's token; the failures."""
     failures: list[str] = []
     lock = threading.Lock()
     work = iter(buyers)
@@ -512,11 +530,11 @@ def log_in(port: int, buyers: Sequence[Buyer]) -> list[str]:
         buyer.keep_cookies(response)
         if response.status not in (302, 303):
             raise RuntimeError(f"POST /login: {response.status}")
-        response, body = conn.request("GET", f"/shop/p/{SLUG}/buy", buyer)
+        response, body = conn.request("GET", form_path, buyer)
         buyer.keep_cookies(response)
         found = TOKEN_RE.search(body.decode())
         if response.status != 200 or not found:
-            raise RuntimeError(f"GET /shop/p/{SLUG}/buy: {response.status}, no order form")
+            raise RuntimeError(f"GET {form_path}: {response.status}, no order form")
         buyer.token = found.group(1)
 
     def run() -> None:
@@ -544,16 +562,27 @@ def log_in(port: int, buyers: Sequence[Buyer]) -> list[str]:
     return failures
 
 
-def race(port: int, buyers: Sequence[Buyer], concurrency: int) -> tuple[list[Answer], float]:
-    """Every buyer POSTs the buy form once, `concurrency` at a time, all starting together.
-    The answers (one per buyer) and the wall time."""
+def buy_form(buyer: Buyer) -> dict[str, str]:
+    return {"csrf_token": buyer.token, "quantity": "1", "delivery": "pickup", "note": ""}
+
+
+def race(
+    port: int,
+    buyers: Sequence[Buyer],
+    concurrency: int,
+    path: str = BUY_PATH,
+    form: Callable[[Buyer], dict[str, str]] = buy_form,
+    timeout: float = RACE_TIMEOUT,
+) -> tuple[list[Answer], float]:
+    """Every buyer POSTs `form(buyer)` to `path` once, `concurrency` at a time, all starting
+    together; none is sent after `timeout` seconds. The answers (one per buyer) and the wall
+    time."""
     answers: list[Answer | None] = [None] * len(buyers)
     lock = threading.Lock()
     next_index = 0
     gate = threading.Event()
     started = 0.0
     deadline = 0.0
-    path = f"/shop/p/{SLUG}/buy"
 
     def run() -> None:
         nonlocal next_index
@@ -571,10 +600,10 @@ def race(port: int, buyers: Sequence[Buyer], concurrency: int) -> tuple[list[Ans
                 )
                 continue
             buyer = buyers[i]
-            form = {"csrf_token": buyer.token, "quantity": "1", "delivery": "pickup", "note": ""}
+            fields = form(buyer)
             begun = time.monotonic()
             try:
-                response, body = conn.request("POST", path, buyer, form)
+                response, body = conn.request("POST", path, buyer, fields)
             except Exception as error:  # an error answer: timeout, refused, reset...
                 ended = time.monotonic()
                 answers[i] = Answer(
@@ -598,7 +627,7 @@ def race(port: int, buyers: Sequence[Buyer], concurrency: int) -> tuple[list[Ans
         thread.start()
     time.sleep(0.2)  # every thread waits at the gate
     started = time.monotonic()
-    deadline = started + RACE_TIMEOUT
+    deadline = started + timeout
     gate.set()
     for thread in threads:
         thread.join(max(0.0, deadline + REQUEST_TIMEOUT + 5 - time.monotonic()))
@@ -646,10 +675,18 @@ def goal(name: str, met: bool, measured: str) -> str:
     return f"goal {name}: {'met' if met else 'NOT met'} ({measured})"
 
 
-def _cpus() -> int:
+def cpu_count() -> int:
+    """The CPUs this process may run on."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def machine_line() -> str:
+    return (
+        f"machine: {platform.system()} {platform.machine()}, {cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -677,10 +714,7 @@ def run(options: Options, where: Path, app_spec: str = "app:create_app()") -> in
         f"flash sale benchmark: {database.kind}, {setup.describe()}, stock {options.stock:,}, "
         f"{options.buyers:,} buyers, concurrency {options.concurrency}"
     )
-    print(
-        f"machine: {platform.system()} {platform.machine()}, {_cpus()} CPUs, "
-        f"Python {platform.python_version()}"
-    )
+    print(machine_line())
 
     start = time.perf_counter()
     if database.kind == "postgresql":
@@ -692,23 +726,12 @@ def run(options: Options, where: Path, app_spec: str = "app:create_app()") -> in
     )
 
     log_path = where / "gunicorn.log"
-    buyers = [Buyer(email) for email in emails]
-    with gunicorn(env, setup, log_path, app_spec) as server:
-        start = time.perf_counter()
-        failures = log_in(server.port, buyers)
-        ready = [b for b in buyers if b.token]
-        print(
-            f"log in: {len(ready):,} buyers in {time.perf_counter() - start:.1f} s (untimed), "
-            f"{len(buyers) - len(ready)} failed"
-        )
-        for line in failures[:ERROR_SAMPLES]:
-            print(f"  {line}")
-        if not ready:
-            print_log_tail(log_path, "no buyer could log in")
-            return 1
-        cpu, before = time.process_time(), cpu_times(server.pid)
-        answers, wall = race(server.port, ready, options.concurrency)
-        client_cpu, after = time.process_time() - cpu, cpu_times(server.pid)
+    raced = serve_and_race(
+        env, setup, log_path, [Buyer(email) for email in emails], options.concurrency, app_spec
+    )
+    if raced is None:
+        return 1
+    answers, wall, failures = raced.answers, raced.wall, raced.failures
 
     ordered, sold_out, errors = sorted_answers(answers)
     figures = race_figures(answers, ordered, wall)
@@ -733,7 +756,7 @@ def run(options: Options, where: Path, app_spec: str = "app:create_app()") -> in
     )
     for kind, count in Counter(describe_error(a) for a in errors).most_common(ERROR_SAMPLES):
         print(f"  error: {count} × {kind}")
-    print(f"CPU during the race: {cpu_line(before, after, client_cpu, wall, database.kind)}")
+    print(f"CPU during the race: {raced.cpu_line(database.kind)}")
     if errors:
         print_log_tail(log_path, "errors were answered", lines=15)
 
@@ -773,6 +796,57 @@ def run(options: Options, where: Path, app_spec: str = "app:create_app()") -> in
 
 
 @dataclass(frozen=True)
+class Raced:
+    """A race run: its answers and what it cost."""
+
+    answers: list[Answer]
+    wall: float
+    failures: list[str]  # the buyers who could not log in, and why
+    client_cpu: float  # seconds of CPU this process used during the race
+    before: CpuTimes | None
+    after: CpuTimes | None
+
+    def cpu_line(self, kind: str) -> str:
+        return cpu_line(self.before, self.after, self.client_cpu, self.wall, kind)
+
+
+def serve_and_race(
+    env: dict[str, str],
+    setup: ServerSetup,
+    log_path: Path,
+    buyers: Sequence[Buyer],
+    concurrency: int,
+    app_spec: str = "app:create_app()",
+    *,
+    who: str = "buyers",
+    form_path: str = BUY_PATH,
+    path: str = BUY_PATH,
+    form: Callable[[Buyer], dict[str, str]] = buy_form,
+    timeout: float = RACE_TIMEOUT,
+) -> Raced | None:
+    """Serve the site, log every buyer in (untimed, printed as `who`), then race: every one
+    who could log in POSTs `form` to `path` once. None (the server log's tail printed) when
+    nobody could log in."""
+    with gunicorn(env, setup, log_path, app_spec) as server:
+        start = time.perf_counter()
+        failures = log_in(server.port, buyers, form_path)
+        ready = [b for b in buyers if b.token]
+        print(
+            f"log in: {len(ready):,} {who} in {time.perf_counter() - start:.1f} s (untimed), "
+            f"{len(buyers) - len(ready)} failed"
+        )
+        for line in failures[:ERROR_SAMPLES]:
+            print(f"  {line}")
+        if not ready:
+            print_log_tail(log_path, f"no {who.removesuffix('s')} could log in")
+            return None
+        cpu, before = time.process_time(), cpu_times(server.pid)
+        answers, wall = race(server.port, ready, concurrency, path, form, timeout)
+        client_cpu, after = time.process_time() - cpu, cpu_times(server.pid)
+    return Raced(answers, wall, failures, client_cpu, before, after)
+
+
+@dataclass(frozen=True)
 class RaceFigures:
     requests_per_s: float
     last_order: float  # seconds from the start to the last order placed
@@ -802,7 +876,7 @@ def cpu_line(
     before: CpuTimes | None, after: CpuTimes | None, client: float, wall: float, kind: str
 ) -> str:
     """Who used the CPU during the race: the server, this client and anything else."""
-    cores = _cpus()
+    cores = cpu_count()
     if not (before and after):
         return f"client {client:.1f} s"
     server = after.server - before.server
@@ -815,8 +889,8 @@ def cpu_line(
 
 
 @contextmanager
-def temporary_dir(keep: bool) -> Iterator[Path]:
-    where = Path(tempfile.mkdtemp(prefix="chendu-flash-sale-"))
+def temporary_dir(keep: bool, prefix: str = "chendu-flash-sale-") -> Iterator[Path]:
+    where = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield where
     finally:
@@ -828,13 +902,24 @@ def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # run the `finally` blocks: stop gunicorn, remove the temp dir
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stock", type=int, default=500, help="units for sale (500)")
-    parser.add_argument("--buyers", type=int, default=2000, help="members, each buys once (2000)")
+def run_in_temporary_dir(keep: bool, prefix: str, body: Callable[[Path], int]) -> int:
+    """`body(where)` in a fresh temporary directory, removed afterwards unless `keep`; its
+    exit status, or 130 when interrupted (Ctrl-C or SIGTERM: gunicorn is stopped first)."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with temporary_dir(keep, prefix) as where:
+            return body(where)
+    except KeyboardInterrupt:
+        print("interrupted: gunicorn stopped", file=sys.stderr)
+        return 130
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a race against the site under gunicorn: requests in flight, the
+    server's workers, the database, --keep and --strict."""
     parser.add_argument("--concurrency", type=int, default=200, help="requests in flight (200)")
     parser.add_argument(
-        "--workers", type=int, default=2 * _cpus() + 1, help="gunicorn workers (2 × CPUs + 1)"
+        "--workers", type=int, default=2 * cpu_count() + 1, help="gunicorn workers (2 × CPUs + 1)"
     )
     parser.add_argument(
         "--worker-class", choices=["sync", "gthread"], default="sync", help="(sync)"
@@ -853,30 +938,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--strict", action="store_true", help="exit non-zero on any error too")
-    args = parser.parse_args(argv)
-    if not 1 <= args.stock <= 1_000_000 or not 1 <= args.buyers <= 100_000:
-        parser.error("--stock must be 1..1000000 and --buyers 1..100000")
+
+
+def server_setup(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ServerSetup:
+    """The gunicorn setup the options of `add_server_arguments` ask for, once checked."""
     if not 1 <= args.concurrency <= 1_000 or not 1 <= args.workers <= 64:
         parser.error("--concurrency must be 1..1000 and --workers 1..64")
     if not 1 <= args.threads <= 64:
         parser.error("--threads must be 1..64")
+    return ServerSetup(args.workers, args.worker_class, args.threads)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stock", type=int, default=500, help="units for sale (500)")
+    parser.add_argument("--buyers", type=int, default=2000, help="members, each buys once (2000)")
+    add_server_arguments(parser)
+    args = parser.parse_args(argv)
+    if not 1 <= args.stock <= 1_000_000 or not 1 <= args.buyers <= 100_000:
+        parser.error("--stock must be 1..1000000 and --buyers 1..100000")
     options = Options(
         stock=args.stock,
         buyers=args.buyers,
         concurrency=args.concurrency,
-        setup=ServerSetup(args.workers, args.worker_class, args.threads),
+        setup=server_setup(parser, args),
         database_url=args.database_url,
         wipe_allowed=args.wipe_allowed,
         keep=args.keep,
         strict=args.strict,
     )
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        with temporary_dir(args.keep) as where:
-            return run(options, where)
-    except KeyboardInterrupt:
-        print("interrupted: gunicorn stopped", file=sys.stderr)
-        return 130
+    return run_in_temporary_dir(args.keep, "chendu-flash-sale-", lambda where: run(options, where))
 
 
 if __name__ == "__main__":
