@@ -480,6 +480,7 @@ def join(user: User, tier_slug: str, *, provider: str | None = None) -> Seated:
         raise _why_not_open(now)
     if now < offer.opens_at and user.membership is None:
         raise EnrollmentError(f"现在是会员续费优先期，{_when(offer.opens_at)} 起向所有人开放。")
+    user_id = user.id  # read before the write lock: beginning it expires the loaded user
     full = EnrollmentError(f"本期{offer.name}名额已满。")
     # Most of the crowd at the opening second comes after the last seat: they are told so
     # from this plain read, without queueing for the write lock. Seats whose hold expired
@@ -492,8 +493,8 @@ def join(user: User, tier_slug: str, *, provider: str | None = None) -> Seated:
     with write_transaction() as session:
         if session.get_bind().dialect.name == "postgresql":
             # One user's joins one at a time: one seat per user per window.
-            session.execute(select(User.id).where(User.id == user.id).with_for_update())
-        if session.scalar(_seat_orders(user.id, offer.window_id).limit(1)) is not None:
+            session.execute(select(User.id).where(User.id == user_id).with_for_update())
+        if session.scalar(_seat_orders(user_id, offer.window_id).limit(1)) is not None:
             raise EnrollmentError("你在本期招募中已经有一个会员订单了。")
         if session.execute(_TAKE, {"seat": offer.id}).rowcount != 1:
             raise full
@@ -505,7 +506,7 @@ def join(user: User, tier_slug: str, *, provider: str | None = None) -> Seated:
             quantity=1,
         )
         order = checkout.open_order(
-            session, user.id, line, now=now, delivery="会员资格，付款后立即生效", provider=provider
+            session, user_id, line, now=now, delivery="会员资格，付款后立即生效", provider=provider
         )
         seated = Seated(order.id, order.number, order.total_fen)
     return seated

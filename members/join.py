@@ -100,8 +100,9 @@ def join(slug: str):
     try:
         seated = enrollment.join(current_user, slug, provider=payments.provider_name())
     except EnrollmentError as refused:
-        db.session.rollback()
-        return render_template("members/join.html", **_context(refused.message)), 409
+        # At the opening second most of the crowd lands here, after the last seat: a short
+        # page with the reason and the way back, not the whole join page read again.
+        return render_template("members/refused.html", message=refused.message), 409
     return redirect(url_for("orders.pay", number=seated.number), code=303)
 
 

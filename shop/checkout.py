@@ -164,11 +164,14 @@ def place_order(
     ).first()
     if left is not None and left.stock is not None and (left.available or 0) < quantity:
         raise CheckoutError("库存不足，已经卖完了。")
+    # Read before the write lock, not while holding it (beginning it expires the loaded user).
+    user_id = user.id
+    is_member = user.membership is not None  # asked once per request
     with write_transaction() as session:
         if session.get_bind().dialect.name == "postgresql":
             # One buyer's orders one at a time, so that the per-member limit holds (SQLite's
             # BEGIN IMMEDIATE already serialises every writer).
-            session.execute(select(User.id).where(User.id == user.id).with_for_update())
+            session.execute(select(User.id).where(User.id == user_id).with_for_update())
         # Locked on PostgreSQL, so an editor turning unlimited stock into limited counts
         # this order (shop/products.py locks the row too); SQLite holds the write lock.
         product = session.scalar(
@@ -183,11 +186,10 @@ def place_order(
             raise CheckoutError("还没有开始发售。")
         if product.ends_at is not None and product.ends_at <= now:
             raise CheckoutError("发售已经结束。")
-        is_member = user.membership is not None  # asked once per request
         if product.members_only and not is_member:
             raise CheckoutError("这件商品仅对会员发售。")
         if product.per_member_limit is not None:
-            already = bought_by(session, user.id, product.id)
+            already = bought_by(session, user_id, product.id)
             if already + quantity > product.per_member_limit:
                 left = max(0, product.per_member_limit - already)
                 raise CheckoutError(f"每人限购 {product.per_member_limit} 件，你还能买 {left} 件。")
@@ -208,7 +210,7 @@ def place_order(
             quantity=quantity,
         )
         order = open_order(
-            session, user.id, line, delivery=delivery, note=note, provider=provider, now=now
+            session, user_id, line, delivery=delivery, note=note, provider=provider, now=now
         )
     return order
 

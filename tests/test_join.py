@@ -139,7 +139,9 @@ def test_a_full_tier_refuses_with_a_clear_message_and_no_order(
     assert len(live.select("form")) == 1  # only 铁杆会员 still has a seat
     response = join_form(client)
     assert response.status_code == 409
-    assert "本期普通会员名额已满" in html(response).select_one(".error").get_text()
+    page = html(response)
+    assert "本期普通会员名额已满" in page.select_one(".error").get_text()
+    assert page.select_one(".join-hero a.button")["href"] == "/join"  # the way back
     with app.app_context():
         assert orders() == 1
 
