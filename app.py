@@ -360,6 +360,12 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         SHOP_PICKUP_POINT=setting("SHOP_PICKUP_POINT", "晨读编辑部（上海市徐汇区漕溪北路 88 号）"),
         SHOP_REFUND_DAYS=int(setting("SHOP_REFUND_DAYS", "7")),
         PAYMENTS=setting("PAYMENTS", "dev"),
+        # The board: "public" lets everyone read it, "members" only members (and moderators).
+        # Posting is limited per member: BOARD_POST_LIMIT new threads or answers per
+        # BOARD_POST_MINUTES.
+        BOARD_READ=setting("BOARD_READ", "public"),
+        BOARD_POST_LIMIT=int(setting("BOARD_POST_LIMIT", "5")),
+        BOARD_POST_MINUTES=int(setting("BOARD_POST_MINUTES", "10")),
         WECHATPAY_BASE_URL=setting("WECHATPAY_BASE_URL", "https://api.mch.weixin.qq.com"),
         WECHATPAY_MCHID=setting("WECHATPAY_MCHID", ""),
         WECHATPAY_APPID=setting("WECHATPAY_APPID", ""),

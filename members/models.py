@@ -44,6 +44,8 @@ class User(UserMixin, db.Model):
     # 「第 1024 号会员」: given with the first membership, in payment order, kept for life
     # (a renewal, a lapse and a return keep it; a number is never given twice).
     member_number: Mapped[int | None] = mapped_column(Integer, unique=True)
+    # What the board shows as the author (set on /me; WeChat login fills it from the profile).
+    nickname: Mapped[str | None] = mapped_column(String(24))
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", order_by="Membership.starts_at"
@@ -55,6 +57,15 @@ class User(UserMixin, db.Model):
 
     def get_id(self) -> str | None:
         return self.session_key
+
+    @property
+    def display_name(self) -> str:
+        """The name others see: never the e-mail address or the phone number."""
+        if self.nickname:
+            return self.nickname
+        if self.member_number:
+            return f"{self.member_number} 号会员"
+        return f"读者{self.id}"
 
     @property
     def is_editor(self) -> bool:

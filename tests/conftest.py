@@ -42,6 +42,7 @@ def make_config(data_dir: Path, **extra: object) -> dict[str, object]:
 def reset_database() -> None:
     """Empty every table (PostgreSQL), or create them in the fresh file (SQLite), then add
     the rows the migrations seed."""
+    from board.models import DEFAULT_SECTIONS, Section
     from content.models import DEFAULT_COLUMNS, Column
     from shop.models import DEFAULT_CATEGORIES, Category
 
@@ -52,6 +53,10 @@ def reset_database() -> None:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         conn.execute(Column.__table__.insert(), DEFAULT_COLUMNS)
         conn.execute(Category.__table__.insert(), DEFAULT_CATEGORIES)
+        conn.execute(
+            Section.__table__.insert(),
+            [{**section, "created_at": DEFAULT_NOW} for section in DEFAULT_SECTIONS],
+        )
 
 
 class CheckedClient(FlaskClient):

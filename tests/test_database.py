@@ -290,7 +290,8 @@ def test_a_batch_migration_of_a_parent_table_keeps_the_children(app, tmp_path):
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
-def test_migrations_seed_the_default_columns_and_categories(app):
+def test_migrations_seed_the_default_columns_categories_and_sections(app):
+    from board.models import DEFAULT_SECTIONS, Section
     from content.models import DEFAULT_COLUMNS, Column
     from shop.models import DEFAULT_CATEGORIES, Category
 
@@ -307,3 +308,6 @@ def test_migrations_seed_the_default_columns_and_categories(app):
         rows = db.session.scalars(select(Category).order_by(Category.id)).all()
         seeded = [{"slug": c.slug, "name": c.name, "position": c.position} for c in rows]
         assert seeded == DEFAULT_CATEGORIES
+        rows = db.session.scalars(select(Section).order_by(Section.id)).all()
+        keys = ("slug", "name", "description", "is_qa", "position")
+        assert [{k: getattr(s, k) for k in keys} for s in rows] == DEFAULT_SECTIONS
