@@ -2,8 +2,8 @@
 
 Every change is one write transaction (app.write_transaction). It queues the posts whose
 search entries change (`post:<id>` rows in `search_queue`, applied by the index's single
-writer, see content/search.py) and writes the notifications it causes, so a change, its
-search entry and its notice are never out of step.
+writer right after the commit, see content/search.py) and writes the notifications it
+causes, so a change, its search entry and its notice are never out of step.
 
 Who may do what:
 - reading: everyone, or only members and moderators with BOARD_READ=members;
@@ -39,6 +39,7 @@ from board.models import (
     Thread,
     Vote,
 )
+from content import search
 from content.models import SearchQueue
 from members.models import User
 
@@ -320,6 +321,7 @@ def start_thread(user, draft: Draft, *, article_id: int | None = None) -> Thread
         session.add(post)
         session.flush()
         _queue(session, [post.id])
+    search.drain_quietly()  # the index has the change at once
     return thread
 
 
@@ -359,6 +361,7 @@ def answer(user, thread_id: int, body: object) -> Post:
                 post.id,
                 f"你的帖子「{thread.title}」有了新回答。",
             )
+    search.drain_quietly()  # the index has the change at once
     return post
 
 
@@ -414,6 +417,7 @@ def edit(user, post_id: int, form) -> Post:
             thread.title = title  # type: ignore[assignment]
             thread.tags = " ".join(tags or [])
         _queue(session, [post.id])
+    search.drain_quietly()  # the index has the change at once
     return post
 
 
@@ -431,6 +435,7 @@ def delete_post(user, post_id: int) -> Post:
         _recount(session, post.thread_id)
         ids = _thread_post_ids(session, post.thread_id) if post.opening else [post.id]
         _queue(session, ids)
+    search.drain_quietly()  # the index has the change at once
     return post
 
 
@@ -580,6 +585,7 @@ def hide(user, post_id: int, reason: object) -> Post:
             post.id,
             f"你在「{thread.title}」的{what}已被管理员隐藏。原因：{text}",
         )
+    search.drain_quietly()  # the index has the change at once
     return post
 
 
@@ -597,6 +603,7 @@ def restore(user, post_id: int, reason: object) -> Post:
         _log(session, actor_id, "restore", post.thread_id, text, post_id=post.id)
         ids = _thread_post_ids(session, post.thread_id) if post.opening else [post.id]
         _queue(session, ids)
+    search.drain_quietly()  # the index has the change at once
     return post
 
 
@@ -667,6 +674,7 @@ def move(user, thread_id: int, section_id: object, reason: object) -> Thread:
             detail=f"{before} → {section.name}",  # type: ignore[union-attr]
         )
         _queue(session, _thread_post_ids(session, thread.id))
+    search.drain_quietly()  # the index has the change at once
     return thread
 
 

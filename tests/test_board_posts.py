@@ -11,7 +11,6 @@ from app import db
 from board import posts
 from board.models import ModerationAction, Notification, Post, PostRevision, Thread
 from board.posts import BoardError
-from content.models import SearchQueue
 from members import accounts
 from members.models import Role, User
 
@@ -63,8 +62,6 @@ def test_a_member_asks_another_answers_and_the_asker_accepts(app, people):
             == "你在「怎样坚持每天早起读书？」的回答被提问者采纳了。"
         )
         assert db.session.get(Thread, thread.id).answer_count == 2
-        queued = set(db.session.scalars(select(SearchQueue.doc)))
-        assert {f"post:{opening.id}", f"post:{first.id}", f"post:{second.id}"} <= queued
 
 
 def test_who_may_post_vote_accept_and_moderate(app, people):
