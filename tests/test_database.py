@@ -243,12 +243,12 @@ def recreate():
 
 def upgrade():
     with op.batch_alter_table("users", recreate=recreate()) as batch_op:
-        batch_op.add_column(sa.Column("nickname", sa.String(40), nullable=True))
+        batch_op.add_column(sa.Column("batch_marker", sa.String(40), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table("users", recreate=recreate()) as batch_op:
-        batch_op.drop_column("nickname")
+        batch_op.drop_column("batch_marker")
 '''
 
 
