@@ -532,6 +532,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.login_message = "请先登录。"
 
     from board import bp as board_bp
+    from board.desk import bp as board_desk_bp
+    from board.notifications import bp as notifications_bp
     from content import bp as content_bp
     from content import cli as content_cli
     from content.desk import bp as desk_bp
@@ -554,6 +556,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(join_bp)
     app.register_blueprint(members_desk_bp)
     app.register_blueprint(board_bp)
+    app.register_blueprint(board_desk_bp)
+    app.register_blueprint(notifications_bp)
     members_cli.register(app)
     content_cli.register(app)
     shop_cli.register(app)
@@ -611,6 +615,7 @@ demo_cli = AppGroup("demo", help="Demo data for a living site on a development m
 @demo_cli.command("load")
 def demo_load() -> None:
     """Load the demo data that is missing and print the demo logins."""
+    from board import demo as board_demo
     from content import demo as content_demo
     from members import demo as members_demo
     from shop import demo as shop_demo
@@ -619,6 +624,7 @@ def demo_load() -> None:
         members_demo.load,
         content_demo.load,
         shop_demo.load,
+        board_demo.load,
     ]
     for loader in loaders:
         for line in loader():

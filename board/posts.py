@@ -374,6 +374,15 @@ def _own(user, post: Post) -> None:
         raise BoardError("这个帖子已被管理员隐藏，不能修改。", field="post", status=409)
 
 
+def may_edit(user, post: Post) -> bool:
+    """Whether `user` may edit or delete `post` now (the links a thread page shows)."""
+    try:
+        _own(user, post)
+    except BoardError:
+        return False
+    return True
+
+
 def edit(user, post_id: int, form) -> Post:
     """The author rewrites a post (and, for an opening post, its title and tags); the text it
     had is kept as a revision and the post is marked as edited."""
@@ -699,7 +708,7 @@ def listing(section_id: int | None = None, *, tag: str | None = None):
     if tag:
         # Tags are stored space-separated; match a whole tag.
         padded = " " + Thread.tags + " "
-        query = query.where(padded.contains(f" {tag} "))
+        query = query.where(padded.contains(f" {tag} ", autoescape=True))
     pinned_first = case((Thread.pinned, 0), else_=1) if section_id is not None else None
     order = [pinned_first] if pinned_first is not None else []
     return query.order_by(*order, Thread.last_activity_at.desc(), Thread.id.desc())

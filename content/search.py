@@ -10,6 +10,11 @@ whatever the number of worker processes; applying a row twice does no harm.
 Members-only articles are indexed with their preview only, so neither a result nor a snippet
 can reveal what stands after the marker. Scheduled articles are indexed with `publish_at` and
 filtered by the clock at query time.
+
+The board's visible posts are documents too (`post:<id>`, queued by board/posts.py the same
+way): an opening post with its thread's title and tags, an answer with its own text only (it
+shows the thread's title). A post leaves the index when it, or its thread's opening post, is
+deleted or hidden. With BOARD_READ=members the caller leaves posts out for other readers.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import heapq
 import html
+import itertools
 import logging
 import re
 import threading
@@ -27,16 +33,18 @@ from pathlib import Path
 
 import jieba
 import nh3
-from flask import current_app
+from flask import current_app, url_for
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import aliased, joinedload, lazyload
 from whoosh import index
 from whoosh.analysis import LowercaseFilter, Token, Tokenizer
 from whoosh.fields import DATETIME, ID, STORED, TEXT, Schema
-from whoosh.query import And, DateRange, Or, Term
+from whoosh.query import And, AndNot, DateRange, Or, Term
 from whoosh.scoring import BM25F
 from whoosh.writing import CLEAR, LockError
 
 from app import db, in_write_transaction, utcnow, write_transaction
+from board.models import Post, Section
 from content.models import Article, SearchQueue, Status, Visibility
 
 log = logging.getLogger(__name__)
@@ -95,17 +103,21 @@ def chinese_analyzer():
 # than the body (matching one field is several times faster than four in Whoosh). The
 # display fields are stored only.
 SCHEMA = Schema(
-    doc=ID(stored=True, unique=True),  # "article:12"
-    slug=STORED(),
-    title=STORED(),
+    doc=ID(stored=True, unique=True),  # "article:12" or "post:34"
+    kind=ID(stored=True),  # "article" or "post"
+    slug=STORED(),  # an article's
+    title=STORED(),  # for a post, its thread's title
     summary=STORED(),
     body=STORED(),
-    visibility=STORED(),
+    visibility=STORED(),  # an article's
+    section_id=STORED(),  # a post's board section (named at query time: names can change)
+    thread_id=STORED(),  # a post's
+    answer=STORED(),  # a post's: an answer rather than the opening post
     text=TEXT(analyzer=chinese_analyzer()),
-    publish_at=DATETIME(stored=True, sortable=True),
+    publish_at=DATETIME(stored=True, sortable=True),  # a post's: when it was written
 )
 # Bump when SCHEMA or the analyzer changes: a new index is built beside the old one.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 WEIGHTS = {"title": 3, "keywords": 4, "summary": 2}
 
 
@@ -122,7 +134,8 @@ def index_dir() -> Path:
 
 def open_index() -> index.Index:
     """This process's handle on the index, created on first use (once, across processes). A
-    new index queues every published article, so a lost or outdated index heals itself."""
+    new index queues every published article and visible post, so a lost or outdated index
+    heals itself."""
     where = index_dir()
     with _open_lock:
         found = _open.get(where)
@@ -148,8 +161,29 @@ def _queue_everything() -> None:
                 Article.status == Status.PUBLISHED, Article.publish_at.is_not(None)
             )
         ).all()
+        post_ids = session.scalars(visible_posts().with_only_columns(Post.id)).all()
         now = utcnow()
         session.add_all(SearchQueue(doc=f"article:{i}", queued_at=now) for i in ids)
+        session.add_all(SearchQueue(doc=f"post:{i}", queued_at=now) for i in post_ids)
+
+
+def visible_posts():
+    """Posts that are neither deleted nor hidden, in threads whose opening post is neither."""
+    opening = aliased(Post)
+    return (
+        select(Post)
+        .join(opening, (opening.thread_id == Post.thread_id) & opening.opening)
+        .where(
+            Post.deleted_at.is_(None),
+            Post.hidden_at.is_(None),
+            opening.deleted_at.is_(None),
+            opening.hidden_at.is_(None),
+        )
+    )
+
+
+def _with_thread(query):
+    return query.options(joinedload(Post.thread), lazyload(Post.author))
 
 
 def plain_text(fragment: str) -> str:
@@ -168,6 +202,7 @@ def document(article: Article) -> dict[str, object]:
     weighted = [" ".join([parts[name]] * times) for name, times in WEIGHTS.items()]
     return {
         "doc": f"article:{article.id}",
+        "kind": "article",
         "slug": article.slug,
         "title": article.title,
         "summary": article.summary,
@@ -178,8 +213,39 @@ def document(article: Article) -> dict[str, object]:
     }
 
 
+def post_document(post: Post) -> dict[str, object]:
+    thread = post.thread
+    body = plain_text(post.body_html)
+    if post.opening:
+        title = " ".join([thread.title] * WEIGHTS["title"])
+        text = "\n".join([title, " ".join(thread.tag_list), body])
+    else:
+        text = body  # the thread's title is shown, not matched: the opening post has it
+    return {
+        "doc": f"post:{post.id}",
+        "kind": "post",
+        "title": thread.title,
+        "summary": "",
+        "body": body,
+        "section_id": thread.section_id,
+        "thread_id": thread.id,
+        "answer": not post.opening,
+        "text": text,
+        "publish_at": _naive_utc(post.created_at),
+    }
+
+
+def _ids(docs: Iterable[str], kind: str) -> set[int]:
+    return {int(d.split(":", 1)[1]) for d in docs if d.startswith(f"{kind}:")}
+
+
 def _apply(writer, docs: Iterable[str]) -> None:
-    ids = {int(d.split(":", 1)[1]) for d in docs if d.startswith("article:")}
+    docs = list(docs)
+    _apply_articles(writer, _ids(docs, "article"))
+    _apply_posts(writer, _ids(docs, "post"))
+
+
+def _apply_articles(writer, ids: set[int]) -> None:
     query = select(Article).where(Article.id.in_(ids))
     found = {a.id: a for a in db.session.scalars(query.execution_options(populate_existing=True))}
     for article_id in ids:
@@ -188,6 +254,28 @@ def _apply(writer, docs: Iterable[str]) -> None:
             writer.delete_by_term("doc", f"article:{article_id}")
         else:
             writer.update_document(**document(article))
+
+
+def _apply_posts(writer, ids: set[int]) -> None:
+    if not ids:
+        return
+    # Answers show their thread's title: an opening post's change (an edited title, a
+    # moved thread) renews them too.
+    threads = select(Post.thread_id).where(Post.id.in_(ids), Post.opening)
+    ids |= set(db.session.scalars(select(Post.id).where(Post.thread_id.in_(threads))))
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), DRAIN_BATCH):
+        batch = ordered[start : start + DRAIN_BATCH]
+        query = _with_thread(visible_posts().where(Post.id.in_(batch)))
+        found = {
+            p.id: p for p in db.session.scalars(query.execution_options(populate_existing=True))
+        }
+        for post_id in batch:
+            post = found.get(post_id)
+            if post is None:
+                writer.delete_by_term("doc", f"post:{post_id}")
+            else:
+                writer.update_document(**post_document(post))
 
 
 def drain() -> int:
@@ -251,9 +339,12 @@ def reindex(progress: Callable[[int], None] | None = None) -> int:
             .order_by(Article.id)
             .execution_options(yield_per=500)
         )
+        posts = _with_thread(visible_posts()).order_by(Post.id).execution_options(yield_per=500)
         count = 0
-        for article in db.session.scalars(query):
-            writer.add_document(**document(article))
+        for doc in itertools.chain(
+            map(document, db.session.scalars(query)), map(post_document, db.session.scalars(posts))
+        ):
+            writer.add_document(**doc)
             count += 1
             if progress is not None:
                 progress(1)
@@ -267,6 +358,12 @@ def reindex(progress: Callable[[int], None] | None = None) -> int:
             batch = covered[start : start + DRAIN_BATCH]
             session.execute(delete(SearchQueue).where(SearchQueue.id.in_(batch)))
     return count
+
+
+def document_count() -> int:
+    """How many documents `reindex` writes: published articles and visible posts."""
+    posts = select(func.count()).select_from(visible_posts().with_only_columns(Post.id).subquery())
+    return published_count() + (db.session.scalar(posts) or 0)
 
 
 def published_count() -> int:
@@ -285,11 +382,27 @@ def published_count() -> int:
 
 @dataclass(frozen=True)
 class Hit:
+    """An article, or a board post (`kind` "post") in section `section` of thread
+    `thread_id`; `url` (inside a request) is where to read it."""
+
+    kind: str
     slug: str
     title_html: str
     snippet_html: str
     members_only: bool
     publish_at: datetime
+    section: str = ""
+    thread_id: int | None = None
+    post_id: int | None = None
+    answer: bool = False
+
+    @property
+    def url(self) -> str:
+        if self.kind != "post":
+            return url_for("content.article", slug=self.slug)
+        # The thread page opens with its opening post; an answer is anchored "p<id>".
+        anchor = f"p{self.post_id}" if self.answer else None
+        return url_for("board.thread", thread_id=self.thread_id, _anchor=anchor)
 
 
 @dataclass(frozen=True)
@@ -373,8 +486,9 @@ def _publish_times(searcher) -> list[int]:
     return _searchers.times
 
 
-def search(text: str, *, limit: int = 20) -> Results:
-    """Published articles matching `text`, best first, with highlighted snippets."""
+def search(text: str, *, limit: int = 20, board: bool = False) -> Results:
+    """Published articles matching `text` (and the board's visible posts if `board`), best
+    first, with highlighted snippets."""
     drain_quietly()
     words = query_words(text)
     if not words:
@@ -391,17 +505,34 @@ def search(text: str, *, limit: int = 20) -> Results:
     narrowing = [word for word in words if frequencies[word] <= half] or words
     terms = [Term("text", word) for word in narrowing]
     counts = [frequencies[word] for word in narrowing]
-    shown = _ranked(searcher, And(terms), min(counts), scheduled, limit)
+    # AndNot keeps the block-quality skipping; an index without posts needs no filter.
+    leave_out_posts = not board and searcher.doc_frequency("kind", "post") > 0
+
+    def articles_only(query):
+        return AndNot(query, Term("kind", "post")) if leave_out_posts else query
+
+    shown = _ranked(searcher, articles_only(And(terms)), min(counts), scheduled, limit)
     if not shown and len(terms) > 1:
-        shown = _ranked(searcher, Or(terms), sum(counts), scheduled, limit)
-    hits = [
-        Hit(
-            slug=hit["slug"],
-            title_html=mark(hit["title"], words),
-            snippet_html=snippet(hit["body"] or hit["summary"], words),
-            members_only=hit["visibility"] == Visibility.MEMBERS,
-            publish_at=hit["publish_at"].replace(tzinfo=UTC),
-        )
-        for hit in shown
-    ]
+        shown = _ranked(searcher, articles_only(Or(terms)), sum(counts), scheduled, limit)
+    sections = {}
+    if any(fields["kind"] == "post" for fields in shown):
+        sections = {i: name for i, name in db.session.execute(select(Section.id, Section.name))}
+    hits = [_hit(fields, words, sections) for fields in shown]
     return Results(text, hits, len(hits))
+
+
+def _hit(fields: dict, words: list[str], sections: dict[int, str]) -> Hit:
+    kind = fields["kind"]
+    post = kind == "post"
+    return Hit(
+        kind=kind,
+        slug=fields.get("slug", ""),
+        title_html=mark(fields["title"], words),
+        snippet_html=snippet(fields["body"] or fields["summary"], words),
+        members_only=fields.get("visibility") == Visibility.MEMBERS,
+        publish_at=fields["publish_at"].replace(tzinfo=UTC),
+        section=sections.get(fields.get("section_id", 0), ""),
+        thread_id=fields.get("thread_id"),
+        post_id=int(fields["doc"].split(":", 1)[1]) if post else None,
+        answer=bool(fields.get("answer")),
+    )

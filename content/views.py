@@ -28,6 +28,7 @@ def can_read_whole(article: Article) -> bool:
 
 @bp.get("/")
 def home():
+    from board import posts as board
     from members import enrollment
 
     today = articles.today()
@@ -38,6 +39,7 @@ def home():
         piece=piece,
         recent=recent,
         today=today,
+        active_threads=board.active_threads(5) if board.may_read(current_user) else [],
         can_hear=piece is not None and can_read_whole(piece),
         **enrollment.renewal_banner(current_user),
     )
@@ -45,10 +47,20 @@ def home():
 
 @bp.get("/a/<slug>")
 def article(slug: str):
+    from board import posts as board
+
     found = articles.article_for_reader(slug)
     if found is None:
         abort(404)
-    return render_template("content/article.html", article=found, whole=can_read_whole(found))
+    may_read_board = board.may_read(current_user)
+    return render_template(
+        "content/article.html",
+        article=found,
+        whole=can_read_whole(found),
+        # 「社群讨论」: the threads started from this article.
+        may_read_board=may_read_board,
+        discussions=board.threads_of_article(found.id) if may_read_board else [],
+    )
 
 
 @bp.get("/daily/<day>")
@@ -114,7 +126,7 @@ def keyword(keyword: str | None = None):
     found = articles.article_for_keyword(words) if words else None
     if found is not None:
         return redirect(url_for("content.article", slug=found.slug))
-    results = search.search(words) if words else search.Results("", [], 0)
+    results = search_for_reader(words) if words else search.Results("", [], 0)
     status = 404 if words and not results.hits else 200
     return render_template("content/keyword.html", words=words, results=results), status
 
@@ -123,5 +135,12 @@ def keyword(keyword: str | None = None):
 def search_page():
     """Full-text search; htmx asks for the results alone as the reader types."""
     text = request.args.get("q", "").strip()[:100]
-    results = search.search(text) if text else search.Results("", [], 0)
+    results = search_for_reader(text) if text else search.Results("", [], 0)
     return render_page("content/search.html", "content/_search_results.html", results=results)
+
+
+def search_for_reader(text: str) -> search.Results:
+    """Search with the board's posts, unless the board is for members and the reader isn't."""
+    from board.posts import may_read  # board.posts imports content.search: not at load time
+
+    return search.search(text, board=may_read(current_user))

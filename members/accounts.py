@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -24,6 +25,12 @@ from members.models import LoginSession, Membership, Role, User
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^1[3-9][0-9]{9}$")  # ASCII digits only (\d is any script)
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
+NICKNAME_MIN, NICKNAME_MAX = 2, 24
+# What a nickname must not look like: an address, a phone number (7 digits or more, spaces
+# and dashes aside), or the names the site gives to people without one (「读者12」, 「12 号会员」).
+NICKNAME_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+NICKNAME_PHONE_RE = re.compile(r"[0-9][0-9 ()+\-.]{5,}[0-9]")
+NICKNAME_GIVEN_RE = re.compile(r"读者\s*[0-9]+|[0-9]+\s*号会员")
 
 
 class AccountError(Exception):
@@ -76,6 +83,47 @@ def check_phone(phone: str | None) -> str | None:
     if not PHONE_RE.match(phone):
         raise AccountError({"phone": "请输入 11 位中国大陆手机号，或留空。"})
     return phone
+
+
+def check_nickname(nickname: str) -> str | None:
+    """The name the board shows for a user, tidied (ends stripped, inner spaces single), or
+    None for a blank one (the site then gives a name of its own)."""
+    nickname = unicodedata.normalize("NFC", " ".join(nickname.split()))
+    if not nickname:
+        return None
+    # Control characters, and the invisible ones that make two names look alike or turn text
+    # around (zero-width spaces, direction marks); the joiner inside emoji is kept.
+    if any(
+        unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn")
+        or (unicodedata.category(c) == "Cf" and c != "\u200d")
+        for c in nickname
+    ):
+        raise AccountError({"nickname": "昵称里有看不见的控制字符，请删掉后再试。"})
+    if not NICKNAME_MIN <= len(nickname) <= NICKNAME_MAX:
+        raise AccountError({"nickname": f"昵称需要 {NICKNAME_MIN} 到 {NICKNAME_MAX} 个字。"})
+    # Full-width ＠ and digits of any script looked at as their plain forms.
+    plain = "".join(
+        str(unicodedata.digit(c)) if unicodedata.digit(c, None) is not None else c
+        for c in unicodedata.normalize("NFKC", nickname)
+    )
+    if NICKNAME_EMAIL_RE.search(plain):
+        raise AccountError({"nickname": "昵称不能是邮箱地址：别人会看到它。"})
+    if NICKNAME_PHONE_RE.search(plain):
+        raise AccountError({"nickname": "昵称不能像电话号码：连在一起的数字最多 6 个。"})
+    if NICKNAME_GIVEN_RE.fullmatch(plain):
+        raise AccountError({"nickname": "这个样子的名字是网站给没有昵称的人用的，请换一个。"})
+    return nickname
+
+
+def set_nickname(user: User, nickname: str) -> User:
+    """Give `user` the name the board shows (blank: none). AccountError says what is wrong."""
+    checked = check_nickname(nickname)
+    with write_transaction() as session:
+        found = session.get(User, user.id)
+        if found is None:
+            raise AccountError({"nickname": "找不到这个账号。"})
+        found.nickname = checked
+    return found
 
 
 def check_role(role: str) -> Role:

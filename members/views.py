@@ -126,14 +126,17 @@ def logout():
     return redirect(url_for("content.home"))
 
 
-@bp.get("/me")
-@login_required
-def me():
+def _me_page(status: int = 200, **extra: Any):
     from members import enrollment
 
     now = utcnow()
     membership = current_user.membership
     tier = db.session.get(Tier, membership.tier_id) if membership and membership.tier_id else None
+    context: dict[str, Any] = {
+        "nickname": current_user.nickname or "",
+        "nickname_error": None,
+        **extra,
+    }
     return render_template(
         "members/me.html",
         membership=membership,
@@ -141,7 +144,27 @@ def me():
         tiers=[] if membership else enrollment.tiers(),
         moment=enrollment.moment(now),
         **enrollment.renewal_banner(current_user),
-    )
+        **context,
+    ), status
+
+
+@bp.get("/me")
+@login_required
+def me():
+    return _me_page()
+
+
+@bp.post("/me/nickname")
+@login_required
+def nickname():
+    """Set the name the board shows; a bad one re-renders /me with the message next to it."""
+    typed = request.form.get("nickname", "")
+    try:
+        accounts.set_nickname(current_user, typed)
+    except AccountError as error:
+        return _me_page(422, nickname=typed[:100], nickname_error=error.errors["nickname"])
+    flash("昵称已保存。" if current_user.nickname else "昵称已清除。")
+    return redirect(url_for("members.me", _anchor="nickname"), 303)
 
 
 @bp.route("/me/password", methods=["GET", "POST"])

@@ -130,15 +130,17 @@ def test_demo_load_is_idempotent_and_prints_working_logins(app, cli, client):
     path = app.config["DATA_DIR"] / "demo-logins.txt"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(User)) == 3
-        assert db.session.scalar(select(func.count()).select_from(Membership)) == 1
+        assert db.session.scalar(select(func.count()).select_from(User)) == 4
+        assert db.session.scalar(select(func.count()).select_from(Membership)) == 2
         member = db.session.scalar(select(User).where(User.email == "member@example.com"))
         assert member.is_member
     assert "演示文章 (demo articles): 14" in first.output
     home = html(client.get("/"))
     assert home.select_one(".today h1").get_text() == "晨读的第一天"
-    assert len(home.select(".items .item")) == 13
-    anonymous = client.get("/a/" + home.select(".items .item a")[0]["href"].rsplit("/", 1)[1])
+    recent = home.select(".items .item a[href^='/a/']")
+    assert len(recent) == 13
+    assert len(home.select("#active-threads .item")) == 5  # the board's demo threads
+    anonymous = client.get("/a/" + recent[0]["href"].rsplit("/", 1)[1])
     assert anonymous.status_code == 200
     post_form(
         client, "/login", {"email": "member@example.com", "password": logins["member@example.com"]}
