@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-from flask import Flask, Response, abort, current_app, render_template, request
+from flask import Flask, Response, abort, current_app, g, render_template, request
 from flask.cli import AppGroup
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -366,6 +366,15 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         BOARD_READ=setting("BOARD_READ", "public"),
         BOARD_POST_LIMIT=int(setting("BOARD_POST_LIMIT", "5")),
         BOARD_POST_MINUTES=int(setting("BOARD_POST_MINUTES", "10")),
+        # WeChat: login and share cards need the app id and secret; the official account's
+        # callback needs its token (and the EncodingAESKey for safe mode). Tests point the
+        # two bases at fakes on 127.0.0.1.
+        WECHAT_APPID=setting("WECHAT_APPID", ""),
+        WECHAT_SECRET=setting("WECHAT_SECRET", ""),
+        WECHAT_TOKEN=setting("WECHAT_TOKEN", ""),
+        WECHAT_AES_KEY=setting("WECHAT_AES_KEY", ""),
+        WECHAT_API_BASE=setting("WECHAT_API_BASE", "https://api.weixin.qq.com"),
+        WECHAT_OPEN_BASE=setting("WECHAT_OPEN_BASE", "https://open.weixin.qq.com"),
         WECHATPAY_BASE_URL=setting("WECHATPAY_BASE_URL", "https://api.mch.weixin.qq.com"),
         WECHATPAY_MCHID=setting("WECHATPAY_MCHID", ""),
         WECHATPAY_APPID=setting("WECHATPAY_APPID", ""),
@@ -422,7 +431,13 @@ def _static_hash(app: Flask, filename: str) -> str | None:
 
 def _harden(response: Any) -> Any:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    # A page may let one named host's script in (WeChat's JS-SDK on share pages): that page
+    # alone says so in `g.script_hosts`.
+    hosts = g.get("script_hosts")
+    policy = CONTENT_SECURITY_POLICY
+    if hosts:
+        policy = policy.replace("script-src 'self'", "script-src 'self' " + " ".join(sorted(hosts)))
+    headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     headers.setdefault("X-Frame-Options", "SAMEORIGIN")
@@ -546,6 +561,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from shop import cli as shop_cli
     from shop.desk import bp as shop_desk_bp
     from shop.orders import bp as orders_bp
+    from wechat import bp as wechat_bp
+    from wechat.desk import bp as wechat_desk_bp
 
     app.register_blueprint(members_bp)
     app.register_blueprint(content_bp)
@@ -558,6 +575,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(board_bp)
     app.register_blueprint(board_desk_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(wechat_bp)
+    app.register_blueprint(wechat_desk_bp)
     members_cli.register(app)
     content_cli.register(app)
     shop_cli.register(app)

@@ -39,8 +39,13 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16), default=Role.READER.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The buyer's openid under the site's WeChat app id: JSAPI payments are made for it.
-    # Filled by WeChat login (a later issue); without it WeChat Pay is not offered.
+    # Filled by WeChat login (wechat/oauth.py); without it WeChat Pay is not offered.
     wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Across the apps of one WeChat Open Platform account (when WeChat sends it).
+    wechat_unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The WeChat profile picture's address, as WeChat login gave it (not shown: pages load
+    # nothing from other hosts).
+    avatar_url: Mapped[str | None] = mapped_column(String(500))
     # 「第 1024 号会员」: given with the first membership, in payment order, kept for life
     # (a renewal, a lapse and a return keep it; a number is never given twice).
     member_number: Mapped[int | None] = mapped_column(Integer, unique=True)
@@ -66,6 +71,11 @@ class User(UserMixin, db.Model):
         if self.member_number:
             return f"{self.member_number} 号会员"
         return f"读者{self.id}"
+
+    @property
+    def has_password(self) -> bool:
+        """False for an account made by WeChat login, which signs in only through WeChat."""
+        return not self.password_hash.startswith("!")
 
     @property
     def is_editor(self) -> bool:

@@ -35,7 +35,7 @@ def must_log_in():
     return redirect(url_for("members.login", next=back))
 
 
-def _sign_in(user: User, remember: bool) -> None:
+def sign_in(user: User, remember: bool) -> None:
     user.session_key = accounts.open_session(user)
     login_user(user, remember=remember)
 
@@ -90,7 +90,7 @@ def signup():
         except AccountError as error:
             errors = error.errors
         else:
-            _sign_in(user, remember=True)
+            sign_in(user, remember=True)
             flash("注册成功，欢迎来到晨读。")
             return redirect(safe_next(request.args.get("next")) or url_for("members.me"))
     status = 422 if errors else 200
@@ -112,7 +112,7 @@ def login():
         if user is None:
             errors = {"password": "邮箱或密码不正确。"}
         else:
-            _sign_in(user, remember=bool(values["remember"]))
+            sign_in(user, remember=bool(values["remember"]))
             return redirect(safe_next(request.args.get("next")) or url_for("members.me"))
     status = 422 if errors else 200
     return render_template("members/login.html", values=values, errors=errors), status

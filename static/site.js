@@ -115,7 +115,30 @@
     });
   }
 
+  // Share cards inside WeChat: the page says what to share and carries the server's JS-SDK
+  // signature for its own URL; WeChat's script (loaded on such pages only) does the rest.
+  function wireWechatShare() {
+    var meta = document.querySelector('meta[name="wechat-share"]');
+    if (!meta || !window.wx) return;
+    var card = JSON.parse(meta.content);
+    var config = card.config;
+    window.wx.config({
+      debug: false,
+      appId: config.appId,
+      timestamp: config.timestamp,
+      nonceStr: config.nonceStr,
+      signature: config.signature,
+      jsApiList: ["updateAppMessageShareData", "updateTimelineShareData"]
+    });
+    window.wx.ready(function () {
+      var share = card.share;
+      window.wx.updateAppMessageShareData({ title: share.title, desc: share.desc, link: share.link, imgUrl: share.imgUrl });
+      window.wx.updateTimelineShareData({ title: share.title, link: share.link, imgUrl: share.imgUrl });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    wireWechatShare();
     wireVoices(document);
     wireAutosave(document);
     wireCountdowns(document);

@@ -1,0 +1,223 @@
+"""The official account's callback, `/wechat`, registered with WeChat as the server URL.
+
+`GET` is WeChat checking the URL: a good signature gets `echostr` back. `POST` is a message
+from a follower (plaintext, or encrypted in safe mode when `encrypt_type=aes`): it gets the
+reply from `wechat.replies`. Anything that cannot be read gets `success`, which tells WeChat
+to stop retrying and show the follower nothing; it never gets a 500. Off (404) unless
+`WECHAT_TOKEN` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from app import csrf, utcnow
+from members.views import safe_next, sign_in
+from wechat import client, jssdk, oauth, protocol, replies
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("wechat", __name__)
+
+# WeChat signs with its own clock; a signature more than this far off is a replay.
+MAX_SKEW_SECONDS = 300
+
+
+def _xml(body: str) -> Response:
+    return Response(body, content_type="application/xml; charset=utf-8")
+
+
+def _success() -> Response:
+    return Response("success", content_type="text/plain; charset=utf-8")
+
+
+def _signed() -> bool:
+    args = request.args
+    timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+    token = current_app.config["WECHAT_TOKEN"]
+    if not protocol.signature_ok(token, args.get("signature", ""), timestamp, nonce):
+        return False
+    try:
+        skew = abs(utcnow().timestamp() - int(timestamp))
+    except ValueError:
+        return False
+    return skew <= MAX_SKEW_SECONDS
+
+
+@bp.route("/wechat", methods=["GET", "POST"])
+@csrf.exempt  # WeChat's servers sign their calls; they have no form token
+def callback():
+    if not current_app.config["WECHAT_TOKEN"]:
+        abort(404)
+    started = time.monotonic()
+    if not _signed():
+        log.warning("wechat: refused a callback with a bad or stale signature")
+        abort(403)
+    if request.method == "GET":
+        echo = request.args.get("echostr", "")
+        return Response(echo, content_type="text/plain; charset=utf-8")
+    # Read no more than a message can be: a bigger body is refused without being read whole.
+    body = request.stream.read(protocol.MAX_BODY + 1)
+    try:
+        fields = protocol.parse(body)
+        crypto = None
+        if request.args.get("encrypt_type") == "aes":
+            crypto = _crypto()
+            fields = _decrypted(crypto, fields)
+        reply = replies.receive(fields)
+    except protocol.ProtocolError as error:
+        log.warning("wechat: unreadable message (%s bytes): %s", len(body), error)
+        return _success()
+    log.info(
+        "wechat: %s %s answered in %.0f ms",
+        fields.get("MsgType", "?"),
+        replies.message_key(fields),
+        (time.monotonic() - started) * 1000,
+    )
+    if not reply:
+        return _success()
+    if crypto is not None:
+        args = request.args
+        return _xml(
+            crypto.envelope(
+                reply,
+                current_app.config["WECHAT_TOKEN"],
+                args.get("timestamp", ""),
+                args.get("nonce", ""),
+            )
+        )
+    return _xml(reply)
+
+
+def _crypto() -> protocol.MessageCrypto:
+    key = current_app.config["WECHAT_AES_KEY"]
+    if not key:
+        raise protocol.ProtocolError("an encrypted message, but WECHAT_AES_KEY is not set")
+    return protocol.MessageCrypto(key, current_app.config["WECHAT_APPID"])
+
+
+def _decrypted(crypto: protocol.MessageCrypto, envelope: dict[str, str]) -> dict[str, str]:
+    encrypted = envelope.get("Encrypt", "")
+    args = request.args
+    if not protocol.signature_ok(
+        current_app.config["WECHAT_TOKEN"],
+        args.get("msg_signature", ""),
+        args.get("timestamp", ""),
+        args.get("nonce", ""),
+        encrypted,
+    ):
+        raise protocol.ProtocolError("bad msg_signature")
+    return protocol.parse(crypto.decrypt(encrypted).encode())
+
+
+# --- signing in with WeChat ----------------------------------------------------------------
+
+
+@bp.app_template_global()
+def wechat_login_offered() -> bool:
+    """Whether /login shows 「微信一键登录」: WeChat login is set up and this is WeChat's
+    in-app browser (the only place its web OAuth2 works)."""
+    return client.login_enabled() and "MicroMessenger/" in request.headers.get("User-Agent", "")
+
+
+@bp.app_template_global()
+def wechat_login_enabled() -> bool:
+    return client.login_enabled()
+
+
+def _failed(message: str, status: int):
+    return render_template("wechat/login_failed.html", message=message), status
+
+
+@bp.get("/login/wechat")
+def oauth_start():
+    if not client.login_enabled():
+        abort(404)
+    return redirect(oauth.begin("login", safe_next(request.args.get("next"))))
+
+
+@bp.get("/login/wechat/return")
+def oauth_return():
+    """Where WeChat sends the phone back, with `code` and `state` (no code: consent denied)."""
+    if not client.login_enabled():
+        abort(404)
+    try:
+        identity, flow = oauth.finish(request.args.get("code"), request.args.get("state"))
+        if flow["purpose"] == "link":
+            if not current_user.is_authenticated:
+                raise oauth.OAuthFailure("请先登录晨读账号，再绑定微信。", 403)
+            oauth.link(current_user, identity)
+            flash("已绑定微信，以后在微信里可以一键登录。")
+            return redirect(url_for("members.me", _anchor="wechat"))
+        try:
+            user = oauth.account_for(identity)
+        except oauth.NeedsProfile:
+            # First visit: ask once for the nickname and avatar to make the account.
+            return redirect(oauth.begin("login", flow["next"] or None, "snsapi_userinfo"))
+    except oauth.OAuthFailure as failure:
+        return _failed(failure.message, failure.status)
+    sign_in(user, remember=True)
+    return redirect(safe_next(flow["next"]) or url_for("members.me"))
+
+
+@bp.post("/me/wechat/link")
+@login_required
+def link():
+    if not client.login_enabled():
+        abort(404)
+    return redirect(oauth.begin("link", url_for("members.me")))
+
+
+@bp.post("/me/wechat/unlink")
+@login_required
+def unlink():
+    if not client.login_enabled():
+        abort(404)
+    try:
+        oauth.unlink(current_user)
+    except oauth.OAuthFailure as failure:
+        flash(failure.message)
+    else:
+        flash("已解绑微信。")
+    return redirect(url_for("members.me", _anchor="wechat"))
+
+
+# --- share cards -------------------------------------------------------------------------
+
+
+@bp.app_template_global()
+def wechat_share(title: str, description: str, link: str, image: str) -> dict | None:
+    """The JS-SDK share card for this page, in WeChat's browser when WeChat is set up; None
+    elsewhere (the og: tags serve other apps). Asking for it lets this one response load
+    WeChat's script: the Content-Security-Policy names its host on this page alone."""
+    if "MicroMessenger/" not in request.headers.get("User-Agent", ""):
+        return None
+    config = jssdk.share_config(request.url)
+    if config is None:
+        return None
+    g.script_hosts = {*g.get("script_hosts", set()), "https://" + jssdk.JSSDK_HOST}
+    return {
+        "script": jssdk.JSSDK_URL,
+        "config": config,
+        "share": {
+            "title": title[:64],
+            "desc": " ".join(description.split())[:120],
+            "link": link,
+            "imgUrl": image,
+        },
+    }
