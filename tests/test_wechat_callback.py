@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from app import db
 from content import articles
 from content.articles import Draft
+from content.models import Article
 from tests.conftest import html
 from tests.wechat_fake import (
     ACCOUNT,
@@ -391,3 +392,32 @@ def test_the_desk_is_for_editors_only(app, client, make_user, login):
     make_user()
     login()
     assert client.get("/editor/wechat/").status_code == 403
+
+
+# --- the console's domain check --------------------------------------------------------------
+
+
+def test_the_domain_verification_file_is_served_from_the_data_folder(app, client):
+    (app.config["DATA_DIR"] / "MP_verify_Ab12Cd34Ef56.txt").write_text("Ab12Cd34Ef56\n")
+    response = client.get("/MP_verify_Ab12Cd34Ef56.txt")
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "Ab12Cd34Ef56"
+    assert response.mimetype == "text/plain"
+    assert client.get("/MP_verify_Other0000.txt").status_code == 404
+    assert client.get("/MP_verify_..%2Fsecret_key.txt").status_code == 404
+
+
+def test_a_demo_keyword_gets_the_demo_article(app, sender, live_server):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo", "load"]).exit_code == 0
+    with app.app_context():
+        from content.models import ArticleKeyword
+
+        keyword, slug = db.session.execute(
+            select(ArticleKeyword.keyword, Article.slug)
+            .join(Article, Article.id == ArticleKeyword.article_id)
+            .where(ArticleKeyword.live, Article.slug.startswith("demo-"))
+            .limit(1)
+        ).one()
+    [item] = news_items(sender.send(text_message(OPENID, keyword, 80001)).body)
+    assert item["Url"] == f"{live_server.url}/a/{slug}"

@@ -10,6 +10,7 @@ to stop retrying and show the follower nothing; it never gets a 500. Off (404) u
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from flask import (
@@ -221,3 +222,22 @@ def wechat_share(title: str, description: str, link: str, image: str) -> dict | 
             "imgUrl": image,
         },
     }
+
+
+# --- domain verification -------------------------------------------------------------------
+
+VERIFY_CODE = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
+@bp.get("/MP_verify_<code>.txt")
+def domain_verification(code: str):
+    """The file the official account's console asks for at the site's root before it accepts
+    a domain for web login (网页授权域名) or the JS-SDK (JS接口安全域名). Put the file it
+    gives (`MP_verify_<code>.txt`) in DATA_DIR; this serves it as it is."""
+    if not VERIFY_CODE.match(code):
+        abort(404)
+    path = current_app.config["DATA_DIR"] / f"MP_verify_{code}.txt"
+    if not path.is_file():
+        abort(404)
+    text = path.read_text(errors="replace").strip()[:128]
+    return Response(text, content_type="text/plain; charset=utf-8")
