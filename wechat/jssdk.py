@@ -38,8 +38,9 @@ JSSDK_HOST = "res.wx.qq.com"
 JSSDK_URL = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
 
 
-def _fresh(name: str, now: datetime) -> str | None:
-    db.session.rollback()  # a new snapshot: another process may have stored it just now
+def _fresh(name: str, now: datetime, *, look_again: bool = False) -> str | None:
+    if look_again:
+        db.session.rollback()  # a new snapshot: another process may have stored it just now
     row = db.session.get(WeChatCredential, name, populate_existing=True)
     if row is not None and row.value and row.expires_at - MARGIN > now:
         return row.value
@@ -90,9 +91,11 @@ def _store(name: str, value: str | None, expires_in: int) -> None:
 def _credential(name: str, fetch: Callable[[], tuple[str, int]]) -> str:
     """The cached value of `name`, refreshed by exactly one process when it is due."""
     deadline = time.monotonic() + WAIT_SECONDS
+    look_again = False
     while True:
         now = utcnow()
-        value = _fresh(name, now)
+        value = _fresh(name, now, look_again=look_again)
+        look_again = True
         if value is not None:
             return value
         if _claim(name, now):
