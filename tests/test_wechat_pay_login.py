@@ -3,6 +3,8 @@ WeChat, then a JSAPI prepay at the fake WeChat Pay made for that same openid."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from sqlalchemy import select
 
@@ -11,7 +13,7 @@ from members import accounts
 from members.models import User
 from tests.conftest import CheckedClient, html, make_config, post_form, reset_database
 from tests.test_checkout import make_product
-from tests.test_wechat_login import UA, walk
+from tests.test_wechat_login import UA, at_wechat, walk
 from tests.wechat_api_fake import Person, WeChatApiFake
 from tests.wechatpay_fake import WechatPayFake
 
@@ -59,3 +61,32 @@ def test_a_wechat_login_pays_with_its_own_openid(app, client):
     [call] = pay.calls("POST", "/v3/pay/transactions/jsapi")
     assert call.json["payer"] == {"openid": "oPAYINGfollower00000000001"}
     assert call.json["appid"] == pay.app_config()["WECHATPAY_APPID"]
+
+
+def test_an_email_member_links_wechat_from_the_pay_page_and_comes_back_to_pay(
+    app, client, make_user, login
+):
+    pay, wechat = app.extensions["fakes"]
+    wechat.user = Person("oLINKtoPAY0000000000000001")
+    make_user("member@example.com")
+    with app.app_context():
+        accounts.grant_membership("member@example.com", "年度会员", 365, reason="测试")
+    login("member@example.com")
+    make_product(app, slug="pen", stock=5, members_only=True)
+    response = post_form(
+        client, "/shop/p/pen/buy", {"quantity": "1", "delivery": "pickup", "note": ""}, headers=UA
+    )
+    pay_path = urlsplit(response.headers["Location"]).path
+    page = html(client.get(pay_path, headers=UA))
+    form = page.select_one("#wechat-link-to-pay")
+    assert form is not None and pay.calls("POST", "/v3/pay/transactions/jsapi") == []
+    data = {i["name"]: i["value"] for i in form.select("input")}
+    started = client.post(form["action"], data=data, headers=UA)
+    _, back, _ = at_wechat(started.location)
+    parts = urlsplit(back)
+    done = client.get(parts.path + "?" + parts.query, headers=UA)
+    assert done.status_code == 302 and done.location == pay_path
+    page = html(client.get(pay_path, headers=UA))
+    assert page.select_one("[data-wechat-pay]") is not None
+    [call] = pay.calls("POST", "/v3/pay/transactions/jsapi")
+    assert call.json["payer"] == {"openid": "oLINKtoPAY0000000000000001"}

@@ -163,8 +163,8 @@ def oauth_return():
             if not current_user.is_authenticated:
                 raise oauth.OAuthFailure("请先登录晨读账号，再绑定微信。", 403)
             oauth.link(current_user, identity)
-            flash("已绑定微信，以后在微信里可以一键登录。")
-            return redirect(url_for("members.me", _anchor="wechat"))
+            flash("已绑定微信，以后在微信里可以一键登录，也可以用微信支付。")
+            return redirect(safe_next(flow["next"]) or url_for("members.me", _anchor="wechat"))
         try:
             user = oauth.account_for(identity)
         except oauth.NeedsProfile:
@@ -181,7 +181,8 @@ def oauth_return():
 def link():
     if not client.login_enabled():
         abort(404)
-    return redirect(oauth.begin("link", url_for("members.me")))
+    back = safe_next(request.form.get("next")) or url_for("members.me", _anchor="wechat")
+    return redirect(oauth.begin("link", back))
 
 
 @bp.post("/me/wechat/unlink")
