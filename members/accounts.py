@@ -61,7 +61,8 @@ def normalize_email(email: str) -> str:
 
 def check_email(email: str) -> str:
     email = normalize_email(email)
-    if len(email) > 254 or not EMAIL_RE.match(email):
+    # `.invalid` can never receive mail; the site uses it for accounts made by WeChat login.
+    if len(email) > 254 or not EMAIL_RE.match(email) or email.endswith(".invalid"):
         raise AccountError({"email": "请输入有效的邮箱地址。"})
     return email
 

@@ -78,15 +78,17 @@ def test_an_article_configures_the_share_card_in_wechat(phone, app):
             lambda route: route.fulfill(body=FAKE_JSSDK, content_type="application/javascript"),
         )
         phone.allowed_hosts.add(jssdk.JSSDK_HOST)  # answered above, never fetched
-        phone.open(f"/a/{slug}?from=timeline")
+        phone.open(f"/a/{slug}?from=朋友圈&tag=a b#p1")
         page.wait_for_function("window.__wxFriend !== undefined")
         config = page.evaluate("window.__wxConfig")
         assert config["appId"] == fake.appid
         assert config["jsApiList"] == ["updateAppMessageShareData", "updateTimelineShareData"]
         [ticket] = fake.tickets
-        url = f"{phone.server.url}/a/{slug}?from=timeline"
+        # Signed for the address WeChat signs: the phone's own location.href without the #.
+        href = page.evaluate("window.location.href.split('#')[0]")
+        assert "%E6%9C%8B" in href
         assert config["signature"] == jssdk.signature(
-            ticket, config["nonceStr"], config["timestamp"], url
+            ticket, config["nonceStr"], config["timestamp"], href
         )
         friend = page.evaluate("window.__wxFriend")
         assert friend["title"] == "一分钟读懂复利" and friend["desc"] == "复利是时间的朋友"

@@ -250,9 +250,21 @@ EXTERNAL_ENTITY = (
 )
 
 
+UTF16_ENTITIES = (
+    '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]>'
+    "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><MsgType>text</MsgType>"
+    "<Content>&a;</Content><MsgId>2</MsgId></xml>"
+).encode("utf-16")
+
+
 @pytest.mark.parametrize(
     "body",
     [
+        UTF16_ENTITIES,
+        '<?xml version="1.0" encoding="gb2312"?><xml><Content>读书</Content></xml>'.encode(
+            "gb2312"
+        ),
+        b'<?xml version="1.0" encoding="x-no-such-encoding"?><xml></xml>',
         b"",
         b"not xml at all",
         b"<xml><ToUserName>unclosed",
@@ -263,6 +275,9 @@ EXTERNAL_ENTITY = (
         b"<xml>" + b"<Content>" + b"a" * (70 * 1024) + b"</Content></xml>",
     ],
     ids=[
+        "utf16-entities",
+        "gb2312",
+        "unknown-encoding",
         "empty",
         "text",
         "unclosed",
@@ -286,9 +301,29 @@ def test_an_unknown_message_type_gets_success_and_a_log_line(app, sender):
     assert logged(app) == 1
 
 
-def test_a_message_missing_its_sender_is_not_answered(app, sender):
-    delivery = sender.send("<xml><MsgType>text</MsgType><Content>读书</Content></xml>")
-    assert (delivery.status, delivery.body) == (200, "success")
+def test_a_message_missing_its_sender_is_not_answered_nor_logged(app, sender):
+    for _ in range(2):
+        delivery = sender.send("<xml><MsgType>text</MsgType><Content>读书</Content></xml>")
+        assert (delivery.status, delivery.body) == (200, "success")
+    assert logged(app) == 0
+
+
+def test_two_menu_clicks_in_the_same_second_are_two_messages(app, sender, clock):
+    created = int(clock.now().timestamp())
+    for key in ("MENU_TODAY", "MENU_SHOP", "MENU_SHOP"):
+        xml = event_message(OPENID, "CLICK", created).replace(
+            "</xml>", f"<EventKey><![CDATA[{key}]]></EventKey></xml>"
+        )
+        assert sender.send(xml).body == "success"
+    assert logged(app) == 2
+
+
+def test_an_unusable_aes_key_stops_the_site_at_start(tmp_path):
+    from app import create_app
+    from tests.conftest import make_config
+
+    with pytest.raises(ValueError, match="EncodingAESKey"):
+        create_app(make_config(tmp_path / "data", WECHAT_AES_KEY="too-short"))
 
 
 def test_a_post_with_a_forged_signature_is_403_and_logs_nothing(app, sender):

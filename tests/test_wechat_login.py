@@ -99,7 +99,8 @@ def test_the_authorize_url_asks_silently_first(app, client, fake):
     assert args["appid"] == fake.appid and args["response_type"] == "code"
     assert args["scope"] == "snsapi_base"
     assert args["redirect_uri"] == "http://localhost/login/wechat/return"
-    assert len(args["state"]) >= 24
+    # 32 characters of a-z and 0-9: WeChat's state takes letters and digits only.
+    assert len(args["state"]) == 32 and args["state"].isalnum() and args["state"].isascii()
 
 
 def test_a_new_follower_gets_an_account_with_the_profile(app, client, fake):
@@ -312,3 +313,65 @@ def test_linking_needs_a_form_token_and_a_signed_in_account(app, client, fake):
     response = post_form(client, "/me/wechat/link", {}, token_from="/login", headers=UA)
     assert response.status_code == 302 and response.location.startswith("/login")
     assert fake.calls["/connect/oauth2/authorize"] == 0
+
+
+def test_a_unionid_held_by_another_account_does_not_stop_the_login(app, client, fake, make_user):
+    from app import write_transaction
+
+    make_user("a@example.com")
+    make_user("b@example.com")
+    with app.app_context(), write_transaction() as s:
+        a = s.scalars(select(User).where(User.email == "a@example.com")).one()
+        b = s.scalars(select(User).where(User.email == "b@example.com")).one()
+        a.wechat_openid = "oTHISappOPENID000000000002"
+        b.wechat_unionid = "uTAKEN"
+    fake.user = Person("oTHISappOPENID000000000002", unionid="uTAKEN")
+    response = walk(client, "/login/wechat", fake)
+    # a is signed in by its openid; b keeps its unionid, and nothing breaks.
+    assert response.status_code == 200 and signed_in_as(client) == "a@example.com"
+    with app.app_context():
+        a = db.session.scalars(select(User).where(User.email == "a@example.com")).one()
+        b = db.session.scalars(select(User).where(User.email == "b@example.com")).one()
+        assert a.wechat_unionid is None and b.wechat_unionid == "uTAKEN"
+
+
+def test_a_profile_round_that_comes_back_without_a_profile_does_not_loop(app, client, fake):
+    code, state = _code_and_state(client, fake)
+    userinfo_start = client.get(f"/login/wechat/return?code={code}&state={state}", headers=UA)
+    assert "snsapi_userinfo" in userinfo_start.location
+    # WeChat answers the profile round with a base-scope code (as a snapshot page can).
+    back = parse_qs(urlsplit(userinfo_start.location.split("#")[0]).query)
+    base_code = fake.issue_code("snsapi_base")
+    response = client.get(
+        f"/login/wechat/return?code={base_code}&state={back['state'][0]}", headers=UA
+    )
+    assert response.status_code == 400 and "没有创建账号" in failure(response)
+    assert users(app) == 0
+
+
+def test_a_link_started_by_one_account_does_not_end_on_another(app, fake, make_user):
+    make_user("first@example.com")
+    make_user("second@example.com")
+    client = app.test_client()
+    post_form(client, "/login", {"email": "first@example.com", "password": "correct horse"})
+    token = html(client.get("/me", headers=UA)).select_one("#wechat input[name=csrf_token]")
+    started = client.post("/me/wechat/link", data={"csrf_token": token["value"]}, headers=UA)
+    _, back, _ = at_wechat(started.location)
+    # The same browser signs in as someone else before WeChat sends it back.
+    post_form(client, "/logout", {}, token_from="/me")
+    post_form(client, "/login", {"email": "second@example.com", "password": "correct horse"})
+    parts = urlsplit(back)
+    response = client.get(parts.path + "?" + parts.query, headers=UA)
+    assert response.status_code == 403 and "要绑定的晨读账号" in failure(response)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).where(User.wechat_openid.is_not(None))) == 0
+
+
+def test_signing_up_with_the_placeholder_domain_is_refused(app, client):
+    response = post_form(
+        client,
+        "/signup",
+        {"email": "wx-0123456789abcdef01234567@wechat.invalid", "password": "long enough pw"},
+    )
+    assert response.status_code == 422
+    assert users(app) == 0

@@ -158,12 +158,45 @@ def test_a_token_replaced_elsewhere_is_fetched_again_once(app, client, fake, slu
     assert fake.calls["/cgi-bin/token"] == 3  # ours, the stranger's, ours again
 
 
-def test_wechat_down_leaves_the_page_without_a_card(app, client, fake, slug):
+def test_wechat_down_leaves_pages_without_a_card_and_is_left_alone_a_minute(
+    app, client, fake, slug, clock
+):
     fake.down = True
     response = client.get(f"/a/{slug}", headers=UA)
     assert response.status_code == 200 and card(html(response)) is None
+    asked = sum(fake.calls.values())
     fake.down = False
-    assert card(html(client.get(f"/a/{slug}", headers=UA))) is not None  # the lease was freed
+    for _ in range(3):  # within the back-off: no card, and WeChat is not asked again
+        assert card(html(client.get(f"/a/{slug}", headers=UA))) is None
+    assert sum(fake.calls.values()) == asked
+    clock.advance(seconds=jssdk.BACKOFF_SECONDS)
+    assert card(html(client.get(f"/a/{slug}", headers=UA))) is not None
+
+
+def test_a_card_is_signed_for_the_percent_encoded_address(app, client, fake, slug):
+    page = html(client.get(f"/a/{slug}?from=朋友圈&x=a%20b", headers=UA))
+    config = card(page)["config"]
+    [ticket] = fake.tickets
+    address = f"http://localhost/a/{slug}?from=%E6%9C%8B%E5%8F%8B%E5%9C%88&x=a%20b"
+    assert config["signature"] == jssdk.signature(
+        ticket, config["nonceStr"], config["timestamp"], address
+    )
+
+
+def test_a_lease_that_ran_out_belongs_to_the_next_worker(app, fake, clock):
+    """A worker whose refresh outlived its lease cannot store over the one who took it."""
+    with app.app_context():
+        first = jssdk._claim("jsapi_ticket", clock.now())
+        assert first is not None
+        assert jssdk._claim("jsapi_ticket", clock.now()) is None  # held
+        clock.advance(seconds=jssdk.LEASE_SECONDS + 1)
+        second = jssdk._claim("jsapi_ticket", clock.now())
+        assert second is not None and second != first
+        jssdk._release("jsapi_ticket", first, value="TICKET-OF-THE-LATE-ONE", expires_in=7200)
+        jssdk._release("jsapi_ticket", second, value="TICKET-OF-THE-HOLDER", expires_in=7200)
+        db.session.rollback()
+        row = db.session.get(WeChatCredential, "jsapi_ticket", populate_existing=True)
+        assert row.value == "TICKET-OF-THE-HOLDER" and row.lease_token is None
 
 
 def _tickets_in_process(data_dir: str, config: dict, barrier, threads: int, results) -> None:

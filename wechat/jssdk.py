@@ -31,32 +31,32 @@ log = logging.getLogger(__name__)
 
 # Refresh this long before WeChat's expiry, so that a value handed out is good for a while.
 MARGIN = timedelta(minutes=5)
-LEASE_SECONDS = 15
-WAIT_SECONDS = 12
+# Longer than the slowest refresh: a ticket's fetch waits for the token (WAIT_SECONDS) and may
+# make four calls of client.TIMEOUT_SECONDS each.
+LEASE_SECONDS = 60
+# How long a page waits for another worker's refresh before it goes without a share card.
+WAIT_SECONDS = 3
+# After WeChat failed, how long every worker leaves it alone (pages meanwhile share as links).
+BACKOFF_SECONDS = 60
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JSSDK_HOST = "res.wx.qq.com"
 JSSDK_URL = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
 
 
-def _fresh(name: str, now: datetime, *, look_again: bool = False) -> str | None:
+def _row(name: str, *, look_again: bool) -> WeChatCredential | None:
     if look_again:
         db.session.rollback()  # a new snapshot: another process may have stored it just now
-    row = db.session.get(WeChatCredential, name, populate_existing=True)
-    if row is not None and row.value and row.expires_at - MARGIN > now:
-        return row.value
-    return None
+    return db.session.get(WeChatCredential, name, populate_existing=True)
 
 
-def _claim(name: str, now: datetime) -> bool:
-    """Take the lease to refresh `name`, if nobody holds it and the value is still due."""
+def _claim(name: str, now: datetime) -> str | None:
+    """Take the lease to refresh `name` if nobody holds it, WeChat is not being left alone
+    after a failure, and the value is still due. Returns the lease's token, or None."""
+    token = secrets.token_hex(16)
     try:
         with write_transaction() as s:
             if s.get(WeChatCredential, name) is None:
-                s.add(
-                    WeChatCredential(
-                        name=name, value="", expires_at=EPOCH, refreshed_at=EPOCH, lease_until=None
-                    )
-                )
+                s.add(WeChatCredential(name=name, value="", expires_at=EPOCH, refreshed_at=EPOCH))
                 s.flush()
             won = s.execute(
                 update(WeChatCredential)
@@ -67,25 +67,38 @@ def _claim(name: str, now: datetime) -> bool:
                         WeChatCredential.lease_until.is_(None),
                         WeChatCredential.lease_until < now,
                     ),
+                    or_(
+                        WeChatCredential.retry_after.is_(None),
+                        WeChatCredential.retry_after <= now,
+                    ),
                 )
-                .values(lease_until=now + timedelta(seconds=LEASE_SECONDS))
+                .values(lease_until=now + timedelta(seconds=LEASE_SECONDS), lease_token=token)
             ).rowcount
     except IntegrityError:
-        return False  # another process made the row at the same moment: it refreshes
-    return won == 1
+        return None  # another process made the row at the same moment: it refreshes
+    return token if won == 1 else None
 
 
-def _store(name: str, value: str | None, expires_in: int) -> None:
+def _release(name: str, token: str, *, value: str | None = None, expires_in: int = 0) -> None:
+    """End our lease: store the new value, or (none) leave WeChat alone for a while. A lease
+    that ran out and was taken by another worker is theirs: nothing of ours is stored."""
     now = utcnow()
+    values: dict = {"lease_until": None, "lease_token": None}
+    if value is None:
+        values["retry_after"] = now + timedelta(seconds=BACKOFF_SECONDS)
+    else:
+        values.update(
+            value=value,
+            expires_at=now + timedelta(seconds=max(0, expires_in)),
+            refreshed_at=now,
+            retry_after=None,
+        )
     with write_transaction() as s:
-        values: dict = {"lease_until": None}
-        if value is not None:
-            values.update(
-                value=value,
-                expires_at=now + timedelta(seconds=max(0, expires_in)),
-                refreshed_at=now,
-            )
-        s.execute(update(WeChatCredential).where(WeChatCredential.name == name).values(**values))
+        s.execute(
+            update(WeChatCredential)
+            .where(WeChatCredential.name == name, WeChatCredential.lease_token == token)
+            .values(**values)
+        )
 
 
 def _credential(name: str, fetch: Callable[[], tuple[str, int]]) -> str:
@@ -94,19 +107,27 @@ def _credential(name: str, fetch: Callable[[], tuple[str, int]]) -> str:
     look_again = False
     while True:
         now = utcnow()
-        value = _fresh(name, now, look_again=look_again)
+        row = _row(name, look_again=look_again)
         look_again = True
-        if value is not None:
-            return value
-        if _claim(name, now):
+        if row is not None and row.value and row.expires_at - MARGIN > now:
+            return row.value
+        still_good = row.value if row is not None and row.value and row.expires_at > now else None
+        if row is not None and row.retry_after is not None and row.retry_after > now:
+            if still_good:
+                return still_good
+            raise WeChatDown(f"WeChat failed lately; not asking for {name} again yet")
+        token = _claim(name, now)
+        if token is not None:
             try:
                 value, expires_in = fetch()
             except BaseException:
-                _store(name, None, 0)  # give the lease back: the next caller tries again
+                _release(name, token)
                 raise
-            _store(name, value, expires_in)
+            _release(name, token, value=value, expires_in=expires_in)
             log.info("wechat: refreshed %s", name)
             return value
+        if still_good:
+            return still_good  # another worker is refreshing; this one is good a while yet
         if time.monotonic() > deadline:
             raise WeChatDown(f"waited {WAIT_SECONDS} s for another worker to refresh {name}")
         time.sleep(0.05)

@@ -39,5 +39,9 @@ class WeChatCredential(db.Model):
     value: Mapped[str] = mapped_column(Text, default="")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Set while one worker is asking WeChat for a new value (see wechat/jssdk.py).
+    # Set while one worker is asking WeChat for a new value (see wechat/jssdk.py): until when,
+    # and that worker's token, so that only it can store the value or give the lease back.
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    # After WeChat failed to answer, nobody asks again before this.
+    retry_after: Mapped[datetime | None] = mapped_column(UTCDateTime)

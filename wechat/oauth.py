@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import current_app, session
+from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -74,13 +75,15 @@ def begin(purpose: str, next_path: str | None, scope: str = "snsapi_base") -> st
 
     if purpose not in PURPOSES:
         raise ValueError(purpose)
-    state = secrets.token_urlsafe(24)
+    state = secrets.token_hex(16)  # WeChat allows only letters and digits in `state`
     session[STATE_KEY] = {
         "state": state,
         "purpose": purpose,
         "next": next_path or "",
         "scope": scope,
         "at": int(time.time()),
+        # A link ends on the account that started it, whoever is signed in by then.
+        "user_id": current_user.id if purpose == "link" else None,
     }
     query = urlencode(
         {
@@ -180,17 +183,22 @@ def account_for(identity: Identity) -> User:
     """The account this follower signs in to; made now (with the profile) if there is none."""
     found = _linked(identity)
     if found is not None:
-        if found.wechat_openid != identity.openid or (
-            identity.unionid and found.wechat_unionid != identity.unionid
-        ):
+        if found.wechat_openid == identity.openid:
+            if identity.unionid and found.wechat_unionid != identity.unionid:
+                _note_unionid(found.id, identity.unionid)
+            return found
+        # Known by the unionid (linked through another app of the same Open Platform
+        # account): this app's openid is the one payments need, so it is stored now.
+        try:
             with write_transaction() as s:
-                user = s.get(User, found.id)
-                assert user is not None
-                if user.wechat_openid is None:
-                    user.wechat_openid = identity.openid
+                user = s.scalars(select(User).where(User.id == found.id).with_for_update()).one()
+                user.wechat_openid = identity.openid
                 user.wechat_unionid = user.wechat_unionid or identity.unionid
-            return user
-        return found
+        except IntegrityError:
+            raise OAuthFailure(
+                "这个微信和另一个晨读账号有冲突，请用邮箱登录后在「我的」页面绑定微信。", 409
+            ) from None
+        return user
     if "snsapi_userinfo" not in identity.scope:
         raise NeedsProfile()
     try:
@@ -214,6 +222,17 @@ def account_for(identity: Identity) -> User:
             raise OAuthFailure("登录没有完成，请重新点「微信一键登录」。") from None
         return found
     return user
+
+
+def _note_unionid(user_id: int, unionid: str) -> None:
+    """Keep the unionid WeChat sent, unless another account holds it (the login goes on)."""
+    try:
+        with write_transaction() as s:
+            user = s.get(User, user_id)
+            if user is not None and user.wechat_unionid is None:
+                user.wechat_unionid = unionid
+    except IntegrityError:
+        db.session.rollback()
 
 
 def link(user: User, identity: Identity) -> User:

@@ -35,8 +35,15 @@ def message_key(fields: dict[str, str]) -> str:
     """What makes a message the same message when WeChat sends it again."""
     if fields.get("MsgId"):
         return "msg:" + fields["MsgId"][:64]
-    parts = (fields.get("FromUserName", ""), fields.get("CreateTime", ""), fields.get("Event", ""))
-    return "event:" + ":".join(p[:64] for p in parts)
+    # An event has no MsgId: WeChat's own advice is its sender and CreateTime; the event and
+    # its key tell two menu clicks in the same second apart.
+    parts = (
+        fields.get("FromUserName", ""),
+        fields.get("CreateTime", ""),
+        fields.get("Event", ""),
+        fields.get("EventKey", ""),
+    )
+    return "event:" + ":".join(p[:36] for p in parts)
 
 
 def _description(article: Article) -> str:
@@ -120,6 +127,8 @@ def build_reply(fields: dict[str, str]) -> str:
 
 def receive(fields: dict[str, str]) -> str:
     """Answer a message once: log it with its reply, or give back the reply it already got."""
+    if not fields.get("FromUserName") or not fields.get("ToUserName"):
+        return ""  # not from a follower: nothing to answer or to log
     key = message_key(fields)
     known = db.session.scalar(select(WeChatMessage.reply).where(WeChatMessage.msg_key == key))
     if known is not None:

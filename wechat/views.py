@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -34,6 +35,14 @@ from wechat import client, jssdk, oauth, protocol, replies
 log = logging.getLogger(__name__)
 
 bp = Blueprint("wechat", __name__)
+
+
+@bp.record_once
+def _check_settings(state) -> None:
+    """A wrong EncodingAESKey is a deployment mistake: say so at start, not per message."""
+    key = state.app.config.get("WECHAT_AES_KEY", "")
+    if key:
+        protocol.MessageCrypto(key, state.app.config.get("WECHAT_APPID", ""))
 
 # WeChat signs with its own clock; a signature more than this far off is a replay.
 MAX_SKEW_SECONDS = 300
@@ -84,6 +93,11 @@ def callback():
     except protocol.ProtocolError as error:
         log.warning("wechat: unreadable message (%s bytes): %s", len(body), error)
         return _success()
+    except Exception:
+        # Never a 500 to WeChat (it would retry, then tell the follower the account is
+        # broken): the follower gets no reply this time, and the log has the trace.
+        log.exception("wechat: a message could not be answered")
+        return _success()
     log.info(
         "wechat: %s %s answered in %.0f ms",
         fields.get("MsgType", "?"),
@@ -109,7 +123,10 @@ def _crypto() -> protocol.MessageCrypto:
     key = current_app.config["WECHAT_AES_KEY"]
     if not key:
         raise protocol.ProtocolError("an encrypted message, but WECHAT_AES_KEY is not set")
-    return protocol.MessageCrypto(key, current_app.config["WECHAT_APPID"])
+    try:
+        return protocol.MessageCrypto(key, current_app.config["WECHAT_APPID"])
+    except ValueError as error:
+        raise protocol.ProtocolError(f"WECHAT_AES_KEY is unusable: {error}") from None
 
 
 def _decrypted(crypto: protocol.MessageCrypto, envelope: dict[str, str]) -> dict[str, str]:
@@ -160,14 +177,16 @@ def oauth_return():
     try:
         identity, flow = oauth.finish(request.args.get("code"), request.args.get("state"))
         if flow["purpose"] == "link":
-            if not current_user.is_authenticated:
-                raise oauth.OAuthFailure("请先登录晨读账号，再绑定微信。", 403)
+            if not current_user.is_authenticated or current_user.id != flow.get("user_id"):
+                raise oauth.OAuthFailure("请先登录要绑定的晨读账号，再绑定微信。", 403)
             oauth.link(current_user, identity)
             flash("已绑定微信，以后在微信里可以一键登录，也可以用微信支付。")
             return redirect(safe_next(flow["next"]) or url_for("members.me", _anchor="wechat"))
         try:
             user = oauth.account_for(identity)
         except oauth.NeedsProfile:
+            if flow.get("scope") == "snsapi_userinfo":  # asked already: never loop
+                raise oauth.OAuthFailure("微信没有给出你的昵称和头像，所以没有创建账号。") from None
             # First visit: ask once for the nickname and avatar to make the account.
             return redirect(oauth.begin("login", flow["next"] or None, "snsapi_userinfo"))
     except oauth.OAuthFailure as failure:
@@ -202,6 +221,21 @@ def unlink():
 # --- share cards -------------------------------------------------------------------------
 
 
+def _address_bar() -> str:
+    """The page's URL as the phone's address bar holds it (and WeChat signs it): percent-
+    encoded as sent. `request.url` would give the path and query decoded (中 for %E4%B8%AD)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    if raw.startswith("/"):
+        sent = raw.encode("latin-1", "replace")  # WSGI keeps the request line's bytes so
+    else:
+        sent = (request.script_root + request.path).encode()
+        if request.query_string:
+            sent += b"?" + request.query_string
+    # A browser sends the address already encoded, and this leaves it as it is; raw bytes
+    # (a client that did not encode) are encoded as a browser would have.
+    return request.host_url.rstrip("/") + quote(sent, safe="/!$&'()*+,;=:@-._~%?[]")
+
+
 @bp.app_template_global()
 def wechat_share(title: str, description: str, link: str, image: str) -> dict | None:
     """The JS-SDK share card for this page, in WeChat's browser when WeChat is set up; None
@@ -209,7 +243,7 @@ def wechat_share(title: str, description: str, link: str, image: str) -> dict | 
     WeChat's script: the Content-Security-Policy names its host on this page alone."""
     if "MicroMessenger/" not in request.headers.get("User-Agent", ""):
         return None
-    config = jssdk.share_config(request.url)
+    config = jssdk.share_config(_address_bar())
     if config is None:
         return None
     g.script_hosts = {*g.get("script_hosts", set()), "https://" + jssdk.JSSDK_HOST}

@@ -24,6 +24,8 @@ def upgrade():
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('refreshed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('lease_token', sa.String(length=32), nullable=True),
+    sa.Column('retry_after', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_wechat_credentials'))
     )
     op.create_table('wechat_messages',
