@@ -581,6 +581,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     content_cli.register(app)
     shop_cli.register(app)
     app.cli.add_command(demo_cli)
+    from backup import backup_command, restore_command
+
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
 
     @app.url_defaults
     def static_version(endpoint: str, values: dict[str, Any]) -> None:

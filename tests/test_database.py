@@ -311,3 +311,67 @@ def test_migrations_seed_the_default_columns_categories_and_sections(app):
         rows = db.session.scalars(select(Section).order_by(Section.id)).all()
         keys = ("slug", "name", "description", "is_qa", "position")
         assert [{k: getattr(s, k) for k in keys} for s in rows] == DEFAULT_SECTIONS
+
+
+def test_a_database_from_the_first_migration_keeps_its_data_up_to_the_latest(app):
+    """Made by the first migration, filled as the site was then, and upgraded through every
+    later migration (batch rebuilds of `users` among them): nothing is lost."""
+    from flask_migrate import upgrade
+
+    from members.models import LoginSession
+
+    first = "41387cc1043f"
+    with app.app_context():
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade(revision=first)
+        aware = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+        # As each driver took a time then: SQLite naive (UTC by convention), PostgreSQL aware.
+        when = aware.replace(tzinfo=None) if db.engine.dialect.name == "sqlite" else aware
+        with db.engine.begin() as conn:
+            for n in range(1, 21):
+                conn.execute(
+                    text(
+                        "INSERT INTO users (id, email, password_hash, phone, role, created_at) "
+                        "VALUES (:id, :email, 'hash', :phone, :role, :at)"
+                    ),
+                    {
+                        "id": n,
+                        "email": f"early{n}@example.com",
+                        "phone": f"1380013{n:04d}",
+                        "role": "editor" if n == 1 else "reader",
+                        "at": when,
+                    },
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO memberships (user_id, tier, starts_at, ends_at, created_at) "
+                        "VALUES (:id, '年度会员', :at, :end, :at)"
+                    ),
+                    {"id": n, "at": when, "end": when + timedelta(days=365)},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO login_sessions (key_hash, user_id, created_at, expires_at) "
+                        "VALUES (:key, :id, :at, :end)"
+                    ),
+                    {"key": f"{n:064d}", "id": n, "at": when, "end": when + timedelta(days=30)},
+                )
+        db.session.remove()
+        upgrade()
+        db.session.remove()
+        users = db.session.scalars(select(User).order_by(User.id)).all()
+        assert [u.email for u in users] == [f"early{n}@example.com" for n in range(1, 21)]
+        assert users[0].role == "editor" and users[4].phone == "13800130005"
+        assert users[0].created_at == aware
+        assert all(u.nickname is None and u.wechat_openid is None for u in users)
+        memberships = db.session.scalars(select(Membership).order_by(Membership.user_id)).all()
+        assert [m.user_id for m in memberships] == list(range(1, 21))
+        assert memberships[0].ends_at - memberships[0].starts_at == timedelta(days=365)
+        assert len(db.session.scalars(select(LoginSession)).all()) == 20
+        # Leave the schema as the models describe it for the next test.
+        db.session.remove()
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
