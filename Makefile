@@ -27,6 +27,7 @@ lint: $(VENV)/.installed-test
 
 browser:
 	@bash tests/tools/ensure_chromium.sh
+	@bash tests/tools/ensure_nginx.sh
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \

@@ -338,6 +338,9 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         SQLITE_BUSY_TIMEOUT_MS=int(setting("SQLITE_BUSY_TIMEOUT_MS", "15000")),
         MAX_CONTENT_LENGTH=int(setting("MAX_CONTENT_LENGTH", str(32 * 1024 * 1024))),
         MEDIA_DIR=Path(setting("MEDIA_DIR", str(data_dir / "media"))).resolve(),
+        # Behind nginx: files are handed to nginx by X-Accel-Redirect under this internal
+        # prefix (e.g. /_media/) after the app checked access; empty: the app sends them.
+        MEDIA_ACCEL_PREFIX=setting("MEDIA_ACCEL_PREFIX", ""),
         IMAGE_MAX_BYTES=int(setting("IMAGE_MAX_BYTES", str(5 * 1024 * 1024))),
         AUDIO_MAX_BYTES=int(setting("AUDIO_MAX_BYTES", str(20 * 1024 * 1024))),
         SEARCH_INDEX_DIR=Path(setting("SEARCH_INDEX_DIR", str(data_dir / "search"))).resolve(),

@@ -17,6 +17,7 @@ import secrets
 from email.utils import format_datetime
 
 from flask import (
+    Response,
     abort,
     current_app,
     flash,
@@ -168,6 +169,15 @@ def _send(media: Media, cache: str):
     path = path_of(media)
     if not path.is_file():
         abort(404)
+    prefix = current_app.config["MEDIA_ACCEL_PREFIX"]
+    if prefix:
+        # nginx sends the file (with Range and sendfile) once the app has said who may have
+        # it: an internal location maps the prefix onto MEDIA_DIR (deploy/nginx.conf.in).
+        inside = path.relative_to(current_app.config["MEDIA_DIR"]).as_posix()
+        response = Response(b"", mimetype=media.content_type)
+        response.headers["X-Accel-Redirect"] = prefix.rstrip("/") + "/" + inside
+        response.headers["Cache-Control"] = cache
+        return response
     response = send_file(
         path, mimetype=media.content_type, conditional=True, etag=media.key, max_age=None
     )
