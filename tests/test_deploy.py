@@ -180,3 +180,138 @@ def test_files_go_out_by_x_accel_redirect_after_the_check(app, client, make_user
     allowed = client.get(voice_url)
     assert allowed.headers["X-Accel-Redirect"] == "/_media/" + voice_inside
     assert allowed.headers["Cache-Control"].startswith("private")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (tests/tools/ensure_nginx.sh)")
+def test_nginx_in_front_of_the_app_serves_static_and_members_voices(
+    app, live_server, tmp_path, make_user
+):
+    """The rendered site for real, on loopback: hashed static files cached a year, a
+    members-only voice refused to a stranger and sent by nginx (with Range) to a member."""
+    import http.cookiejar
+    import os
+    import time
+    import urllib.error
+    import urllib.request
+
+    from content import articles, media
+    from content.articles import Draft
+    from members import accounts
+
+    app.config["MEDIA_ACCEL_PREFIX"] = "/_media/"
+    port = _free_port()
+    sys.path.insert(0, str(ROOT / "deploy"))
+    try:
+        import render as renderer
+    finally:
+        sys.path.pop(0)
+    (tmp_path / "sites").mkdir()
+    site = renderer.render(
+        server_name="localhost",
+        app_root=ROOT,
+        data_dir=Path(app.config["DATA_DIR"]),
+        out=tmp_path / "sites" / "chendu",
+        listen=f"127.0.0.1:{port}",
+        upstream=live_server.url.removeprefix("http://"),
+        cache_dir=tmp_path / "cache",
+        brotli=False,
+    )
+    (tmp_path / "logs").mkdir()
+    user = "user root;" if os.geteuid() == 0 else ""  # workers must read the test's folders
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"""
+{user}
+daemon off;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/logs/error.log;
+events {{ worker_connections 64; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log {tmp_path}/logs/access.log;
+    client_body_temp_path {tmp_path}/body;
+    proxy_temp_path {tmp_path}/proxy;
+    fastcgi_temp_path {tmp_path}/fastcgi;
+    uwsgi_temp_path {tmp_path}/uwsgi;
+    scgi_temp_path {tmp_path}/scgi;
+    include {site};
+}}
+"""
+    )
+    with app.app_context():
+        tone = (ROOT / "tests" / "fixtures" / "tone.mp3").open("rb")
+        voice = media.save_audio(tone, original_name="tone.mp3")
+        tone.close()
+        slug = articles.save_article(
+            Draft(
+                title="会员语音",
+                body_md="正文",
+                visibility="members",
+                status="published",
+                voice_id=voice.id,
+            )
+        ).slug
+        voice_bytes = media.path_of(voice).read_bytes()
+    make_user()
+    with app.app_context():
+        accounts.grant_membership("reader@example.com", "年度会员", 30, reason="测试")
+    nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(main)])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=2).read()  # noqa: S310
+                break
+            except OSError:
+                assert nginx.poll() is None, (tmp_path / "logs" / "error.log").read_text()
+                assert time.monotonic() < deadline, "nginx did not answer"
+                time.sleep(0.1)
+
+        page = urllib.request.urlopen(base + f"/a/{slug}", timeout=5).read().decode()  # noqa: S310
+        css = re.search(r'href="(/static/site\.css\?v=[0-9a-f]+)"', page).group(1)
+        with urllib.request.urlopen(base + css, timeout=5) as r:  # noqa: S310
+            assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert r.read() == (ROOT / "static" / "site.css").read_bytes()
+        gz = urllib.request.Request(base + css, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(gz, timeout=5) as r:  # noqa: S310
+            assert r.headers["Content-Encoding"] == "gzip"
+
+        voice_url = base + f"/voice/{voice.key}.{voice.ext}"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(voice_url, timeout=5)  # noqa: S310
+        assert refused.value.code == 403
+
+        jar = http.cookiejar.CookieJar()
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        form = browser.open(base + "/login", timeout=5).read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        from urllib.parse import urlencode
+
+        browser.open(
+            base + "/login",
+            data=urlencode(
+                {"csrf_token": token, "email": "reader@example.com", "password": "correct horse"}
+            ).encode(),
+            timeout=5,
+        ).read()
+        ranged = urllib.request.Request(voice_url, headers={"Range": "bytes=0-99"})
+        with browser.open(ranged, timeout=5) as r:
+            assert r.status == 206
+            assert r.headers["Content-Range"] == f"bytes 0-99/{len(voice_bytes)}"
+            assert r.read() == voice_bytes[:100]
+            assert "X-Accel-Redirect" not in r.headers  # nginx keeps it to itself
+        with pytest.raises(urllib.error.HTTPError) as internal:
+            urllib.request.urlopen(base + "/_media/anything.mp3", timeout=5)  # noqa: S310
+        assert internal.value.code == 404  # the internal location is not reachable from outside
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
