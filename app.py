@@ -455,8 +455,32 @@ def _harden(response: Any) -> Any:
         return response
     response.vary.add("HX-Request")
     if "Cache-Control" not in headers:
-        headers["Cache-Control"] = "private, no-cache"
+        headers["Cache-Control"] = (
+            f"public, max-age={PUBLIC_PAGE_SECONDS}" if _same_for_everyone(response)
+            else "private, no-cache"
+        )  # fmt: skip
     return response
+
+
+# Pages an anonymous reader gets exactly as every other anonymous reader does: a shared cache
+# (nginx's micro-cache, deploy/nginx.conf.in) may keep them this long.
+PUBLIC_PAGES = {"content.home", "content.article", "content.daily"}
+PUBLIC_PAGE_SECONDS = 30
+
+
+def _same_for_everyone(response: Any) -> bool:
+    from flask import session
+    from flask_login import current_user
+
+    return (
+        request.method in ("GET", "HEAD")
+        and response.status_code == 200
+        and request.endpoint in PUBLIC_PAGES
+        and not current_user.is_authenticated
+        and not session.modified  # no form token, no flash: nothing of this reader's
+        and "Set-Cookie" not in response.headers
+        and not g.get("script_hosts")  # a WeChat share card is signed for this request
+    )
 
 
 class Site(Flask):

@@ -276,6 +276,20 @@ http {{
                 assert time.monotonic() < deadline, "nginx did not answer"
                 time.sleep(0.1)
 
+        # The micro-cache: an anonymous home page is kept, a signed-in reader's never.
+        states = []
+        for _ in range(2):
+            with urllib.request.urlopen(base + "/", timeout=5) as r:  # noqa: S310
+                states.append(r.headers["X-Cache"])
+        assert states == ["MISS", "HIT"]
+        with_session = urllib.request.Request(base + "/", headers={"Cookie": "session=x"})
+        with urllib.request.urlopen(with_session, timeout=5) as r:  # noqa: S310
+            assert r.headers["X-Cache"] == "BYPASS"
+        with urllib.request.urlopen(base + "/login", timeout=5) as r:  # noqa: S310
+            assert r.headers["X-Cache"] == "MISS"  # private: fetched every time
+        with urllib.request.urlopen(base + "/login", timeout=5) as r:  # noqa: S310
+            assert r.headers["X-Cache"] == "MISS"
+
         page = urllib.request.urlopen(base + f"/a/{slug}", timeout=5).read().decode()  # noqa: S310
         css = re.search(r'href="(/static/site\.css\?v=[0-9a-f]+)"', page).group(1)
         with urllib.request.urlopen(base + css, timeout=5) as r:  # noqa: S310

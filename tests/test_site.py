@@ -75,11 +75,30 @@ def test_htmx_is_vendored_and_configured_without_eval(client):
     assert '"allowEval": false' in config
     assert '"includeIndicatorStyles": false' in config
     assert '"historyRestoreAsHxRequest": false' in config
+    # An anonymous page carries no token (it can be cached and shared)...
+    assert page.select_one("body").get("hx-headers") is None
+
+
+def test_signed_in_pages_give_htmx_the_form_token(client, make_user, login):
+    make_user()
+    login()
+    page = html(client.get("/"))
     # The same session token in the form and in htmx's headers. The signed form carries the
     # second it was signed, so two pages a second apart differ there: compare the payload.
-    token = csrf_token_from(client, "/")
+    token = csrf_token_from(client, "/me")
     payload = token.split(".")[0]
     assert f'"X-CSRFToken": "{payload}.' in page.select_one("body")["hx-headers"]
+
+
+def test_anonymous_home_and_articles_may_be_cached_and_nothing_else(client, make_user, login):
+    home = client.get("/")
+    assert home.headers["Cache-Control"] == "public, max-age=30"
+    assert "Set-Cookie" not in home.headers
+    assert client.get("/login").headers["Cache-Control"] == "private, no-cache"
+    assert client.get("/shop/").headers["Cache-Control"] == "private, no-cache"
+    make_user()
+    login()
+    assert client.get("/").headers["Cache-Control"] == "private, no-cache"
 
 
 def test_static_urls_carry_a_content_hash_and_are_cached_long(client):
