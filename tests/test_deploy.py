@@ -269,7 +269,8 @@ http {{
         deadline = time.monotonic() + 20
         while True:
             try:
-                urllib.request.urlopen(base + "/healthz", timeout=2).read()  # noqa: S310
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as r:  # noqa: S310
+                    r.read()
                 break
             except OSError:
                 assert nginx.poll() is None, (tmp_path / "logs" / "error.log").read_text()
@@ -290,7 +291,8 @@ http {{
         with urllib.request.urlopen(base + "/login", timeout=5) as r:  # noqa: S310
             assert r.headers["X-Cache"] == "MISS"
 
-        page = urllib.request.urlopen(base + f"/a/{slug}", timeout=5).read().decode()  # noqa: S310
+        with urllib.request.urlopen(base + f"/a/{slug}", timeout=5) as r:  # noqa: S310
+            page = r.read().decode()
         css = re.search(r'href="(/static/site\.css\?v=[0-9a-f]+)"', page).group(1)
         with urllib.request.urlopen(base + css, timeout=5) as r:  # noqa: S310
             assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
@@ -303,20 +305,23 @@ http {{
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(voice_url, timeout=5)  # noqa: S310
         assert refused.value.code == 403
+        refused.value.close()
 
         jar = http.cookiejar.CookieJar()
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        form = browser.open(base + "/login", timeout=5).read().decode()
+        with browser.open(base + "/login", timeout=5) as r:
+            form = r.read().decode()
         token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
         from urllib.parse import urlencode
 
-        browser.open(
+        with browser.open(
             base + "/login",
             data=urlencode(
                 {"csrf_token": token, "email": "reader@example.com", "password": "correct horse"}
             ).encode(),
             timeout=5,
-        ).read()
+        ) as r:
+            r.read()
         ranged = urllib.request.Request(voice_url, headers={"Range": "bytes=0-99"})
         with browser.open(ranged, timeout=5) as r:
             assert r.status == 206
@@ -326,6 +331,7 @@ http {{
         with pytest.raises(urllib.error.HTTPError) as internal:
             urllib.request.urlopen(base + "/_media/anything.mp3", timeout=5)  # noqa: S310
         assert internal.value.code == 404  # the internal location is not reachable from outside
+        internal.value.close()
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)

@@ -32,7 +32,8 @@ def at_wechat(url: str) -> tuple[int, str, str]:
         with opener.open(url.split("#", 1)[0], timeout=5) as response:
             return response.status, response.headers.get("Location", ""), response.read().decode()
     except urllib.error.HTTPError as error:
-        return error.code, error.headers.get("Location", ""), error.read().decode()
+        with error:
+            return error.code, error.headers.get("Location", ""), error.read().decode()
 
 
 def walk(client, path: str, fake: WeChatApiFake, *, limit: int = 8):

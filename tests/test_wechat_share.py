@@ -148,7 +148,8 @@ def test_a_token_replaced_elsewhere_is_fetched_again_once(app, client, fake, slu
         f"{fake.url}/cgi-bin/token?grant_type=client_credential"
         f"&appid={fake.appid}&secret={fake.secret}"
     )
-    urllib.request.urlopen(url, timeout=5).read()  # noqa: S310
+    with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310
+        answer.read()
     with app.app_context():
         [ticket] = fake.tickets
         jssdk.expire("jsapi_ticket", ticket)  # the ticket is due; its refresh meets the dead token

@@ -190,7 +190,8 @@ class WeChatSender:
             with urllib.request.urlopen(request, timeout=WAIT_SECONDS) as response:  # noqa: S310
                 return response.status, response.read().decode(), True
         except urllib.error.HTTPError as error:
-            return error.code, error.read().decode(errors="replace"), True
+            with error:
+                return error.code, error.read().decode(errors="replace"), True
         except TimeoutError:
             return 0, "", False
 

@@ -46,6 +46,7 @@ def get(path: str, **params: str) -> dict[str, Any]:
         with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
             raw = response.read(1024 * 1024)
     except urllib.error.HTTPError as error:
+        error.close()  # it holds the connection
         log.warning("wechat: %s answered HTTP %s", path, error.code)
         raise WeChatDown(f"HTTP {error.code}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as error:
