@@ -25,11 +25,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-from flask import Flask, Response, abort, current_app, g, render_template, request
+from flask import Flask, Response, abort, current_app, g, render_template, request, session
 from flask.cli import AppGroup
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -469,9 +469,6 @@ PUBLIC_PAGE_SECONDS = 30
 
 
 def _same_for_everyone(response: Any) -> bool:
-    from flask import session
-    from flask_login import current_user
-
     return (
         request.method in ("GET", "HEAD")
         and response.status_code == 200

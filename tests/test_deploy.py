@@ -5,6 +5,7 @@ go out by X-Accel-Redirect once the app has checked access."""
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shlex
 import shutil
@@ -24,6 +25,45 @@ def documented_render() -> list[str]:
     return shlex.split(line)
 
 
+def deploy_renderer():
+    """deploy/render.py as a module (it is a script beside the configs, not a package)."""
+    sys.path.insert(0, str(ROOT / "deploy"))
+    try:
+        import render
+    finally:
+        sys.path.pop(0)
+    return render
+
+
+def nginx_main(tmp_path: Path, site: Path, *, foreground: bool = False) -> Path:
+    """A main nginx.conf that keeps everything under tmp_path and includes the site."""
+    lines = []
+    if foreground:
+        if os.geteuid() == 0:
+            lines.append("user root;")  # workers must read the test's folders
+        lines.append("daemon off;")
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        "\n".join(lines)
+        + f"""
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/logs/error.log;
+events {{ worker_connections 64; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log {tmp_path}/logs/access.log;
+    client_body_temp_path {tmp_path}/body;
+    proxy_temp_path {tmp_path}/proxy;
+    fastcgi_temp_path {tmp_path}/fastcgi;
+    uwsgi_temp_path {tmp_path}/uwsgi;
+    scgi_temp_path {tmp_path}/scgi;
+    include {site};
+}}
+"""
+    )
+    return main
+
+
 def render(tmp_path: Path, *, brotli: bool = False) -> Path:
     """The documented command, with its paths moved under tmp_path."""
     args = documented_render()[2:]
@@ -31,11 +71,7 @@ def render(tmp_path: Path, *, brotli: bool = False) -> Path:
     assert set(values) == {"--server-name", "--app-root", "--data-dir", "--out"}
     out = tmp_path / "sites" / "chendu"
     out.parent.mkdir()
-    sys.path.insert(0, str(ROOT / "deploy"))
-    try:
-        import render as renderer
-    finally:
-        sys.path.pop(0)
+    renderer = deploy_renderer()
     return renderer.render(
         server_name=values["--server-name"],
         app_root=ROOT,
@@ -61,24 +97,7 @@ def test_nginx_accepts_the_rendered_site(tmp_path):
     site = render(tmp_path)
     (tmp_path / "data" / "media").mkdir(parents=True)
     (tmp_path / "logs").mkdir()
-    main = tmp_path / "nginx.conf"
-    main.write_text(
-        f"""
-pid {tmp_path}/nginx.pid;
-error_log {tmp_path}/logs/error.log;
-events {{ worker_connections 64; }}
-http {{
-    include /etc/nginx/mime.types;
-    access_log {tmp_path}/logs/access.log;
-    client_body_temp_path {tmp_path}/body;
-    proxy_temp_path {tmp_path}/proxy;
-    fastcgi_temp_path {tmp_path}/fastcgi;
-    uwsgi_temp_path {tmp_path}/uwsgi;
-    scgi_temp_path {tmp_path}/scgi;
-    include {site};
-}}
-"""
-    )
+    main = nginx_main(tmp_path, site)
     result = subprocess.run(
         [NGINX, "-t", "-p", str(tmp_path), "-c", str(main)],
         capture_output=True,
@@ -197,7 +216,6 @@ def test_nginx_in_front_of_the_app_serves_static_and_members_voices(
     """The rendered site for real, on loopback: hashed static files cached a year, a
     members-only voice refused to a stranger and sent by nginx (with Range) to a member."""
     import http.cookiejar
-    import os
     import time
     import urllib.error
     import urllib.request
@@ -208,11 +226,7 @@ def test_nginx_in_front_of_the_app_serves_static_and_members_voices(
 
     app.config["MEDIA_ACCEL_PREFIX"] = "/_media/"
     port = _free_port()
-    sys.path.insert(0, str(ROOT / "deploy"))
-    try:
-        import render as renderer
-    finally:
-        sys.path.pop(0)
+    renderer = deploy_renderer()
     (tmp_path / "sites").mkdir()
     site = renderer.render(
         server_name="localhost",
@@ -225,27 +239,7 @@ def test_nginx_in_front_of_the_app_serves_static_and_members_voices(
         brotli=False,
     )
     (tmp_path / "logs").mkdir()
-    user = "user root;" if os.geteuid() == 0 else ""  # workers must read the test's folders
-    main = tmp_path / "nginx.conf"
-    main.write_text(
-        f"""
-{user}
-daemon off;
-pid {tmp_path}/nginx.pid;
-error_log {tmp_path}/logs/error.log;
-events {{ worker_connections 64; }}
-http {{
-    include /etc/nginx/mime.types;
-    access_log {tmp_path}/logs/access.log;
-    client_body_temp_path {tmp_path}/body;
-    proxy_temp_path {tmp_path}/proxy;
-    fastcgi_temp_path {tmp_path}/fastcgi;
-    uwsgi_temp_path {tmp_path}/uwsgi;
-    scgi_temp_path {tmp_path}/scgi;
-    include {site};
-}}
-"""
-    )
+    main = nginx_main(tmp_path, site, foreground=True)
     with app.app_context():
         tone = (ROOT / "tests" / "fixtures" / "tone.mp3").open("rb")
         voice = media.save_audio(tone, original_name="tone.mp3")

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from flask import current_app, session
+from flask import current_app, session, url_for
 from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -71,8 +71,6 @@ class Identity:
 
 def begin(purpose: str, next_path: str | None, scope: str = "snsapi_base") -> str:
     """Keep a fresh `state` for this browser and return WeChat's authorize URL."""
-    from flask import url_for
-
     if purpose not in PURPOSES:
         raise ValueError(purpose)
     state = secrets.token_hex(16)  # WeChat allows only letters and digits in `state`

@@ -93,9 +93,8 @@ def _welcome(fields: dict[str, str], created: int) -> str:
 
 
 def build_reply(fields: dict[str, str]) -> str:
-    """The reply XML to a message (plaintext), or "" for one that needs no answer."""
-    if not fields.get("FromUserName") or not fields.get("ToUserName"):
-        return ""
+    """The reply XML to a follower's message (plaintext), or "" for one that needs no
+    answer. `receive` has checked that it names a sender and the account."""
     created = int(utcnow().timestamp())
     kind = fields.get("MsgType", "")
     if kind == "text":

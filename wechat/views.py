@@ -44,6 +44,7 @@ def _check_settings(state) -> None:
     if key:
         protocol.MessageCrypto(key, state.app.config.get("WECHAT_APPID", ""))
 
+
 # WeChat signs with its own clock; a signature more than this far off is a replay.
 MAX_SKEW_SECONDS = 300
 
@@ -146,11 +147,16 @@ def _decrypted(crypto: protocol.MessageCrypto, envelope: dict[str, str]) -> dict
 # --- signing in with WeChat ----------------------------------------------------------------
 
 
+def _in_wechat() -> bool:
+    """WeChat's in-app browser: the only place its web login and JS-SDK work."""
+    return "MicroMessenger/" in request.headers.get("User-Agent", "")
+
+
 @bp.app_template_global()
 def wechat_login_offered() -> bool:
     """Whether /login shows 「微信一键登录」: WeChat login is set up and this is WeChat's
     in-app browser (the only place its web OAuth2 works)."""
-    return client.login_enabled() and "MicroMessenger/" in request.headers.get("User-Agent", "")
+    return client.login_enabled() and _in_wechat()
 
 
 @bp.app_template_global()
@@ -241,7 +247,7 @@ def wechat_share(title: str, description: str, link: str, image: str) -> dict | 
     """The JS-SDK share card for this page, in WeChat's browser when WeChat is set up; None
     elsewhere (the og: tags serve other apps). Asking for it lets this one response load
     WeChat's script: the Content-Security-Policy names its host on this page alone."""
-    if "MicroMessenger/" not in request.headers.get("User-Agent", ""):
+    if not _in_wechat():
         return None
     config = jssdk.share_config(_address_bar())
     if config is None:
