@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    DDL,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -13,8 +14,10 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    event,
     text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import UTCDateTime, db
@@ -208,3 +211,44 @@ class SearchQueue(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     doc: Mapped[str] = mapped_column(String(40))  # "article:12"
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SearchDocument(db.Model):
+    """A document of the PostgreSQL search backend (content/search_pg.py): what Whoosh's index
+    holds on SQLite, kept in the database so that every app machine searches the same index.
+    `words` is jieba's cut of the weighted text as a `simple` tsvector; `plain` is the shown
+    text for the pg_trgm substring fallback. The table exists on SQLite too, unused and empty.
+    """
+
+    __tablename__ = "search_documents"
+    __table_args__ = (
+        Index("ix_search_documents_words", "words", postgresql_using="gin"),
+        Index(
+            "ix_search_documents_plain",
+            "plain",
+            postgresql_using="gin",
+            postgresql_ops={"plain": "gin_trgm_ops"},
+        ),
+    )
+
+    doc: Mapped[str] = mapped_column(String(40), primary_key=True)  # "article:12", "post:34"
+    kind: Mapped[str] = mapped_column(String(10))  # "article" or "post"
+    slug: Mapped[str] = mapped_column(String(120), default="")  # an article's
+    title: Mapped[str] = mapped_column(Text)  # for a post, its thread's title
+    summary: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text)
+    visibility: Mapped[str] = mapped_column(String(10), default="")  # an article's
+    section_id: Mapped[int | None] = mapped_column(Integer)  # a post's
+    thread_id: Mapped[int | None] = mapped_column(Integer)  # a post's
+    answer: Mapped[bool] = mapped_column(Boolean, default=False)
+    publish_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    words: Mapped[str] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"))
+    plain: Mapped[str] = mapped_column(Text)
+
+
+# The trigram index needs pg_trgm (a trusted extension: the database owner may create it).
+event.listen(
+    SearchDocument.__table__,
+    "before_create",
+    DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
+)

@@ -15,6 +15,9 @@ The board's visible posts are documents too (`post:<id>`, queued by board/posts.
 way): an opening post with its thread's title and tags, an answer with its own text only (it
 shows the thread's title). A post leaves the index when it, or its thread's opening post, is
 deleted or hidden. With BOARD_READ=members the caller leaves posts out for other readers.
+
+On PostgreSQL the index is a table instead (content/search_pg.py), shared by every app
+machine; the queue, the documents, the ranking rules and the snippets are the same.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from whoosh.writing import CLEAR, LockError
 
 from app import db, in_write_transaction, utcnow, write_transaction
 from board.models import Post, Section
+from content import search_pg
 from content.models import Article, SearchQueue, Status, Visibility
 
 log = logging.getLogger(__name__)
@@ -122,6 +126,12 @@ WEIGHTS = {"title": 3, "keywords": 4, "summary": 2}
 
 
 # --- the index ---------------------------------------------------------------------------
+
+
+def on_postgres() -> bool:
+    """Whether the index is the database's own (content/search_pg.py) rather than Whoosh's."""
+    return db.engine.dialect.name == "postgresql"
+
 
 _open: dict[Path, index.Index] = {}
 _open_lock = threading.Lock()
@@ -282,6 +292,8 @@ def drain() -> int:
     """Apply the queued changes, if no other writer is at it. Returns how many were applied."""
     if db.session.scalar(select(SearchQueue.id).limit(1)) is None:
         return 0
+    if on_postgres():
+        return search_pg.drain(_apply, WORD.search, DRAIN_ROUNDS)
     ix = open_index()
     applied = 0
     for _ in range(DRAIN_ROUNDS):
@@ -326,6 +338,8 @@ def drain_quietly() -> None:
 
 def reindex(progress: Callable[[int], None] | None = None) -> int:
     """Rebuild the whole index from the database; waits for the writer lock."""
+    if on_postgres():
+        return search_pg.reindex(_all_documents, WORD.search, progress)
     ix = open_index()
     writer = ix.writer(timeout=60.0, delay=0.25)
     try:
@@ -333,17 +347,8 @@ def reindex(progress: Callable[[int], None] | None = None) -> int:
         # The rows this rebuild covers: ones queued later (or still uncommitted, on
         # PostgreSQL) stay queued for the next drain.
         covered = db.session.scalars(select(SearchQueue.id)).all()
-        query = (
-            select(Article)
-            .where(Article.status == Status.PUBLISHED, Article.publish_at.is_not(None))
-            .order_by(Article.id)
-            .execution_options(yield_per=500)
-        )
-        posts = _with_thread(visible_posts()).order_by(Post.id).execution_options(yield_per=500)
         count = 0
-        for doc in itertools.chain(
-            map(document, db.session.scalars(query)), map(post_document, db.session.scalars(posts))
-        ):
+        for doc in _all_documents():
             writer.add_document(**doc)
             count += 1
             if progress is not None:
@@ -358,6 +363,20 @@ def reindex(progress: Callable[[int], None] | None = None) -> int:
             batch = covered[start : start + DRAIN_BATCH]
             session.execute(delete(SearchQueue).where(SearchQueue.id.in_(batch)))
     return count
+
+
+def _all_documents() -> Iterator[dict[str, object]]:
+    """Every published article's and visible post's document, read in batches."""
+    query = (
+        select(Article)
+        .where(Article.status == Status.PUBLISHED, Article.publish_at.is_not(None))
+        .order_by(Article.id)
+        .execution_options(yield_per=500)
+    )
+    posts = _with_thread(visible_posts()).order_by(Post.id).execution_options(yield_per=500)
+    return itertools.chain(
+        map(document, db.session.scalars(query)), map(post_document, db.session.scalars(posts))
+    )
 
 
 def document_count() -> int:
@@ -493,6 +512,18 @@ def search(text: str, *, limit: int = 20, board: bool = False) -> Results:
     words = query_words(text)
     if not words:
         return Results(text, [], 0)
+    if on_postgres():
+        shown = search_pg.find(db.session, words, utcnow(), limit, board, COMMON_MATCHES)
+    else:
+        shown = _whoosh_find(words, limit, board)
+    sections = {}
+    if any(fields["kind"] == "post" for fields in shown):
+        sections = {i: name for i, name in db.session.execute(select(Section.id, Section.name))}
+    hits = [_hit(fields, words, sections) for fields in shown]
+    return Results(text, hits, len(hits))
+
+
+def _whoosh_find(words: list[str], limit: int, board: bool) -> list[dict]:
     # Scheduled articles (usually none, at most a few) are left out after ranking: a
     # Whoosh mask would walk every match and turn off its block-quality skipping.
     now = _naive_utc(utcnow())
@@ -514,11 +545,7 @@ def search(text: str, *, limit: int = 20, board: bool = False) -> Results:
     shown = _ranked(searcher, articles_only(And(terms)), min(counts), scheduled, limit)
     if not shown and len(terms) > 1:
         shown = _ranked(searcher, articles_only(Or(terms)), sum(counts), scheduled, limit)
-    sections = {}
-    if any(fields["kind"] == "post" for fields in shown):
-        sections = {i: name for i, name in db.session.execute(select(Section.id, Section.name))}
-    hits = [_hit(fields, words, sections) for fields in shown]
-    return Results(text, hits, len(hits))
+    return shown
 
 
 def _hit(fields: dict, words: list[str], sections: dict[int, str]) -> Hit:

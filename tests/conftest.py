@@ -6,17 +6,18 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
-from flask import Flask
+from flask import Flask, has_app_context
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from werkzeug.serving import make_server
 
-from app import FixedClock, create_app, db, limiter
+from app import FixedClock, create_app, db, limiter, write_transaction
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 # scrypt still, with a cost that keeps the suite quick.
@@ -320,3 +321,47 @@ def phone(page, live_server):
     # Chromium logs every 4xx page it loads as an error; tests that expect one assert on it.
     problems = [p for p in device.problems if "status of 4" not in p]
     assert not problems, problems
+
+
+# --- the search index, whichever backend holds it -----------------------------------------
+
+
+@contextmanager
+def another_index_writer(app: Flask) -> Iterator[None]:
+    """Inside the block another process holds the index's single writer lock: Whoosh's
+    writer, or the drainer's advisory lock on PostgreSQL (held by another connection). It
+    uses the app context in force, if there is one."""
+    from content import search, search_pg
+
+    with nullcontext() if has_app_context() else app.app_context():
+        if not search.on_postgres():
+            writer = search.open_index().writer()
+            try:
+                yield
+            finally:
+                writer.cancel()
+            return
+        with db.engine.connect() as other:
+            other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": search_pg.LOCK_KEY})
+            other.commit()
+            try:
+                yield
+            finally:
+                other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": search_pg.LOCK_KEY})
+                other.commit()
+
+
+def lose_search_index(app: Flask) -> None:
+    """The index is gone (Whoosh's folder deleted, or PostgreSQL's rows); the database stays."""
+    import shutil
+
+    from content import search
+    from content.models import SearchDocument
+
+    with app.app_context():
+        if search.on_postgres():
+            with write_transaction() as session:
+                session.execute(delete(SearchDocument))
+        else:
+            shutil.rmtree(search.index_dir())
+            search._open.clear()

@@ -13,7 +13,13 @@ from app import FixedClock, create_app, db, write_transaction
 from content import articles, search
 from content.articles import Draft
 from content.models import Article, SearchQueue
-from tests.conftest import DEFAULT_NOW, html, make_config
+from tests.conftest import (
+    DEFAULT_NOW,
+    another_index_writer,
+    html,
+    lose_search_index,
+    make_config,
+)
 
 
 @pytest.fixture
@@ -118,26 +124,20 @@ def test_keyword_lookup_redirects_and_otherwise_shows_search_results(client, pub
 
 
 def test_the_queue_is_left_for_the_next_chance_when_the_lock_is_taken(app, client, publish):
-    with app.app_context():
-        writer = search.open_index().writer()  # another process is writing
-        try:
-            slug = publish(title="排队的读书", slug="queued")
+    with another_index_writer(app):
+        slug = publish(title="排队的读书", slug="queued")
+        with app.app_context():
             assert db.session.scalar(select(func.count()).select_from(SearchQueue)) == 1
-        finally:
-            writer.cancel()
     assert slugs(client, "读书") == [slug]  # the search drained it
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(SearchQueue)) == 0
 
 
 def test_reindex_rebuilds_from_the_database(app, publish, tmp_path):
-    import shutil
-
     for i in range(3):
         publish(title=f"读书第{i}天", slug=f"day-{i}")
+    lose_search_index(app)
     with app.app_context():
-        shutil.rmtree(search.index_dir())
-        search._open.clear()
         assert search.reindex() == 3
         assert {h.slug for h in search.search("读书").hits} == {"day-0", "day-1", "day-2"}
 
@@ -248,14 +248,11 @@ def test_a_drain_never_puts_back_older_text(app, client, publish):
     other = create_app(make_config(app.config["DATA_DIR"], **extra))
     with app.app_context():
         article_id = db.session.scalar(select(Article.id).where(Article.slug == slug))
-        writer = search.open_index().writer()  # someone is writing: A's save stays queued
-        try:
+        with another_index_writer(app):  # someone is writing: A's save stays queued
             articles.save_article(
                 Draft(title="beta", status="published", slug="a", base_version=1),
                 article_id=article_id,
             )
-        finally:
-            writer.cancel()
         # A starts reading: on SQLite its snapshot now holds the "beta" row and text.
         assert db.session.scalar(select(func.count()).select_from(SearchQueue)) == 1
         with other.app_context():  # B saves "omega" and drains everything

@@ -1,0 +1,233 @@
+"""The search index in PostgreSQL, for a site on several app machines (Whoosh's files cannot be
+shared between them). content/search.py chooses it when the database is PostgreSQL and keeps
+everything else (the queue, the documents, the query words, snippets and hits) in common.
+
+A document is one `search_documents` row: jieba's search-mode cut of the weighted text as a
+tsvector in the `simple` configuration (so 罗辑思维 is stored as 罗辑, 思维 and 罗辑思维), with
+a GIN index, and the text itself under a pg_trgm index for the substring fallback: a short or
+partial word jieba never cuts out (辑思) is still found by `ILIKE`.
+
+The queue works as with Whoosh: a transaction-scoped advisory lock makes one drainer at a time,
+which reads the queue and the content after taking it, writes the rows and deletes the queue
+rows it applied, all in one transaction. A drainer that finds the lock taken leaves the rows
+for the next chance. The rebuild replaces every row in one transaction, so readers see the old
+index until the new one is whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import jieba
+from sqlalchemy import Select, delete, func, literal, literal_column, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app import write_transaction
+from content.models import SearchDocument, SearchQueue
+
+# Any fixed 64-bit number: the key of the drainer's advisory lock ("chendu" in ASCII).
+LOCK_KEY = 0x636865_6E6475
+BATCH = 500
+SIMPLE = literal_column("'simple'::regconfig")
+SHOWN = (
+    SearchDocument.doc,
+    SearchDocument.kind,
+    SearchDocument.slug,
+    SearchDocument.title,
+    SearchDocument.summary,
+    SearchDocument.body,
+    SearchDocument.visibility,
+    SearchDocument.section_id,
+    SearchDocument.thread_id,
+    SearchDocument.answer,
+    SearchDocument.publish_at,
+)
+# Below this many rows counting them is cheaper than reading the planner's estimate wrongly.
+EXACT_COUNT_BELOW = 20_000
+
+
+def words(text_: str, word: Callable[[str], object]) -> str:
+    """jieba's search-mode cut of `text_`, one space between words, punctuation left out."""
+    return " ".join(w for w, _, _ in jieba.tokenize(text_, mode="search") if word(w))
+
+
+class TableWriter:
+    """Whoosh's writer calls (`update_document`, `add_document`, `delete_by_term`) on the
+    table, so content/search.py applies the queue the same way to either index."""
+
+    def __init__(self, session: Session, word: Callable[[str], object]) -> None:
+        self.session = session
+        self.word = word
+        self.rows: dict[str, dict] = {}
+        self.gone: set[str] = set()
+
+    def update_document(self, **fields: object) -> None:
+        doc = str(fields["doc"])
+        self.gone.discard(doc)
+        self.rows[doc] = fields
+        if len(self.rows) >= BATCH:
+            self.flush()
+
+    add_document = update_document
+
+    def delete_by_term(self, _field: str, doc: str) -> None:
+        self.rows.pop(doc, None)
+        self.gone.add(doc)
+
+    def flush(self) -> None:
+        if self.gone:
+            gone = sorted(self.gone)
+            for start in range(0, len(gone), BATCH):
+                batch = gone[start : start + BATCH]
+                self.session.execute(delete(SearchDocument).where(SearchDocument.doc.in_(batch)))
+            self.gone.clear()
+        if self.rows:
+            statement = insert(SearchDocument).values([self._row(f) for f in self.rows.values()])
+            replaced = {c.name: statement.excluded[c.name] for c in SearchDocument.__table__.c}
+            del replaced["doc"]
+            self.session.execute(
+                statement.on_conflict_do_update(index_elements=["doc"], set_=replaced)
+            )
+            self.rows.clear()
+
+    def _row(self, fields: dict) -> dict[str, object]:
+        published = fields["publish_at"]
+        assert isinstance(published, datetime)
+        return {
+            "doc": fields["doc"],
+            "kind": fields["kind"],
+            "slug": fields.get("slug", ""),
+            "title": fields["title"],
+            "summary": fields.get("summary", ""),
+            "body": fields["body"],
+            "visibility": str(fields.get("visibility", "")),
+            "section_id": fields.get("section_id"),
+            "thread_id": fields.get("thread_id"),
+            "answer": bool(fields.get("answer")),
+            "publish_at": published.replace(tzinfo=UTC),
+            "words": func.to_tsvector(SIMPLE, words(fields["text"], self.word)),
+            "plain": fields["text"],
+        }
+
+
+def drain(apply: Callable[[TableWriter, Iterable[str]], None], word, rounds: int) -> int:
+    """Apply the queue unless another drainer holds the lock; returns how many rows."""
+    applied = 0
+    for _ in range(rounds):
+        with write_transaction() as session:
+            if not session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
+                return applied
+            rows = session.execute(
+                select(SearchQueue.id, SearchQueue.doc).order_by(SearchQueue.id).limit(BATCH)
+            ).all()
+            if not rows:
+                break
+            writer = TableWriter(session, word)
+            apply(writer, {doc for _, doc in rows})
+            writer.flush()
+            session.execute(delete(SearchQueue).where(SearchQueue.id.in_([r[0] for r in rows])))
+        applied += len(rows)
+        if len(rows) < BATCH:
+            break
+    return applied
+
+
+def reindex(documents: Callable[[], Iterable[dict]], word, progress=None) -> int:
+    """Replace every row with `documents()`, read after taking the drainer's lock."""
+    with write_transaction() as session:
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
+        covered = session.scalars(select(SearchQueue.id)).all()
+        session.execute(delete(SearchDocument))
+        writer = TableWriter(session, word)
+        count = 0
+        for fields in documents():
+            writer.add_document(**fields)
+            count += 1
+            if progress is not None:
+                progress(1)
+        writer.flush()
+        for start in range(0, len(covered), BATCH):
+            batch = covered[start : start + BATCH]
+            session.execute(delete(SearchQueue).where(SearchQueue.id.in_(batch)))
+    return count
+
+
+def _document_count(session: Session) -> float:
+    estimate = session.scalar(
+        text("SELECT reltuples FROM pg_class WHERE oid = 'search_documents'::regclass")
+    )
+    if estimate is not None and estimate >= EXACT_COUNT_BELOW:
+        return float(estimate)
+    return float(session.scalar(select(func.count()).select_from(SearchDocument)) or 0)
+
+
+def find(
+    session: Session,
+    query_words: list[str],
+    now: datetime,
+    limit: int,
+    board: bool,
+    common: int,
+) -> list[dict]:
+    """The stored fields of the best `limit` visible documents for `query_words`, ranked as
+    Whoosh ranks them (see content/search.py `search`)."""
+    shown = select(*SHOWN).where(SearchDocument.publish_at <= now)
+    if not board:
+        shown = shown.where(SearchDocument.kind == "article")
+    tsqueries = {w: func.plainto_tsquery(SIMPLE, w) for w in query_words}
+    # How many documents hold each word, counted up to `common` + 1 (enough to choose).
+    cap = common + 1
+
+    def counted(w: str):
+        matching = select(literal(1)).where(_matches(tsqueries[w])).limit(cap).subquery()
+        return select(func.count()).select_from(matching).scalar_subquery()
+
+    frequencies = dict(
+        zip(query_words, session.execute(select(*map(counted, query_words))).one(), strict=True)
+    )
+    half = _document_count(session) / 2
+    narrowing = [w for w in query_words if frequencies[w] <= half] or query_words
+    counts = [frequencies[w] for w in narrowing]
+    all_of = _combine([tsqueries[w] for w in narrowing], "&&")
+    found = _ranked(session, shown, all_of, min(counts), limit, common)
+    if not found and len(narrowing) > 1:
+        any_of = _combine([tsqueries[w] for w in narrowing], "||")
+        found = _ranked(session, shown, any_of, sum(counts), limit, common)
+    if not found:
+        found = _substrings(session, shown, query_words, limit)
+    return found
+
+
+def _matches(tsquery):
+    return SearchDocument.words.op("@@", is_comparison=True)(tsquery)
+
+
+def _combine(tsqueries: list, operator: str):
+    combined = tsqueries[0]
+    for more in tsqueries[1:]:
+        combined = combined.op(operator)(more)
+    return combined
+
+
+def _ranked(session, shown: Select, tsquery, matches: int, limit: int, common: int):
+    """Best first by `ts_rank` (normalised by document length, as BM25 is); when the words
+    stand in more than `common` documents, newest first, as with Whoosh."""
+    query = shown.where(_matches(tsquery))
+    if matches <= common:
+        rank = func.ts_rank(SearchDocument.words, tsquery, 1)
+        query = query.order_by(rank.desc(), SearchDocument.publish_at.desc())
+    else:
+        query = query.order_by(SearchDocument.publish_at.desc())
+    return [dict(row._mapping) for row in session.execute(query.limit(limit))]
+
+
+def _substrings(session, shown: Select, query_words: list[str], limit: int) -> list[dict]:
+    """Documents holding every word as a substring, newest first (the pg_trgm index)."""
+    query = shown
+    for w in query_words:
+        escaped = w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(SearchDocument.plain.ilike(f"%{escaped}%", escape="\\"))
+    query = query.order_by(SearchDocument.publish_at.desc()).limit(limit)
+    return [dict(row._mapping) for row in session.execute(query)]
