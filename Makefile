@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 FLASK  := $(BIN)/flask --app app
 
-.PHONY: run test test-pg lint browser clean
+.PHONY: run test test-pg bench lint browser clean
 
 run: $(VENV)/.installed
 	$(FLASK) db upgrade
@@ -22,12 +22,20 @@ test: $(VENV)/.installed-test browser
 test-pg: $(VENV)/.installed-test browser
 	bash tests/tools/with_postgres.sh $(BIN)/pytest $(PYTEST_ARGS)
 
+# Every benchmark of docs/BENCHMARKS.md, one after another (about an hour); writes and prints
+# bench/RESULTS.md. The PostgreSQL rows run on a throwaway cluster on 127.0.0.1.
+bench: $(VENV)/.installed-bench browser
+	bash tests/tools/ensure_wrk.sh
+	bash tests/tools/ensure_lighthouse.sh
+	bash tests/tools/with_postgres.sh $(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
 browser:
 	@bash tests/tools/ensure_chromium.sh
 	@bash tests/tools/ensure_nginx.sh
+	@bash tests/tools/ensure_wrk.sh
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -46,6 +54,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	@touch $@
 
 clean:

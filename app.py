@@ -39,6 +39,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 log = logging.getLogger(__name__)
 
@@ -216,15 +217,19 @@ def render_page(page: str, partial: str, **context: Any) -> str:
 _ID = re.compile(r"[0-9]{1,15}")
 
 
+MAX_ID = 2**31 - 1
+
+
 def parse_id(value: object) -> int | None:
     """A positive id from a form or URL value ("12"), or None for anything else: not ASCII
-    digits ("²", "1e3", "-1"), or too long for a database integer."""
+    digits ("²", "1e3", "-1"), or past a database integer (PostgreSQL's are 32-bit: a
+    bigger number there is an error, not a miss)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if 0 < value < 10**15 else None
+        return value if 0 < value <= MAX_ID else None
     text = str(value or "").strip()
-    return int(text) if _ID.fullmatch(text) and int(text) > 0 else None
+    return int(text) if _ID.fullmatch(text) and 0 < int(text) <= MAX_ID else None
 
 
 def ascii_json(value: Any) -> str:
@@ -367,6 +372,9 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         # Posting is limited per member: BOARD_POST_LIMIT new threads or answers per
         # BOARD_POST_MINUTES.
         BOARD_READ=setting("BOARD_READ", "public"),
+        # A signed-in reader's article card is rendered once per version and kept this long
+        # (content/views.py); 0 renders it for every request.
+        ARTICLE_CACHE_SECONDS=float(setting("ARTICLE_CACHE_SECONDS", str(PUBLIC_PAGE_SECONDS))),
         BOARD_POST_LIMIT=int(setting("BOARD_POST_LIMIT", "5")),
         BOARD_POST_MINUTES=int(setting("BOARD_POST_MINUTES", "10")),
         # WeChat: login and share cards need the app id and secret; the official account's
@@ -466,6 +474,8 @@ def _harden(response: Any) -> Any:
 # (nginx's micro-cache, deploy/nginx.conf.in) may keep them this long.
 PUBLIC_PAGES = {"content.home", "content.article", "content.daily"}
 PUBLIC_PAGE_SECONDS = 30
+# What search engines and link previews say of a page that has no description of its own.
+SITE_DESCRIPTION = "晨读：每天早上一段 60 秒语音和一篇文章，会员读全文、买限量好物、在社群里问答。"
 
 
 def _same_for_everyone(response: Any) -> bool:
@@ -545,9 +555,19 @@ def _register_error_pages(app: Flask) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every route: a number past a database integer is no page (404), never
+    a query PostgreSQL refuses."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the site. `config` overrides defaults and the environment (tests use it)."""
     app = Site(__name__)
+    app.url_map.converters["int"] = IdConverter
     load_config(app, config)
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]
@@ -644,7 +664,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 {"code": "[45]..", "swap": True, "error": True},
             ],
         }
-        return {"site_name": app.config["SITE_NAME"], "htmx_config": json.dumps(htmx_config)}
+        return {
+            "site_name": app.config["SITE_NAME"],
+            "site_description": SITE_DESCRIPTION,
+            "htmx_config": json.dumps(htmx_config),
+        }
 
     app.after_request(_harden)
     _register_error_pages(app)

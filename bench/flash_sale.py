@@ -31,7 +31,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,9 +39,11 @@ from urllib.parse import urlencode
 
 # Run as `python bench/flash_sale.py` from anywhere: the site's modules live one level up.
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _where in (ROOT, ROOT / "bench"):
+    if str(_where) not in sys.path:
+        sys.path.insert(0, str(_where))
 
+import sampling  # noqa: E402  (bench/sampling.py)
 from flask import Flask  # noqa: E402
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -56,6 +58,7 @@ from shop.models import HOLDING, SOLD, Order, OrderLine, Product, ProductStatus 
 GOAL_P99_MS = 250.0
 GOAL_ORDERS_PER_S = 800.0
 
+PROFILE = False  # --profile: py-spy samples the server during the race
 BIN = Path(sys.executable).parent  # flask and gunicorn of the running virtualenv
 SLUG = "flash-sale"
 BUY_PATH = f"/shop/p/{SLUG}/buy"
@@ -841,8 +844,13 @@ def serve_and_race(
             print_log_tail(log_path, f"no {who.removesuffix('s')} could log in")
             return None
         cpu, before = time.process_time(), cpu_times(server.pid)
-        answers, wall = race(server.port, ready, concurrency, path, form, timeout)
+        raw = log_path.with_name("profile.txt")
+        with sampling.sampled(server.pid, None, raw) if PROFILE else nullcontext():
+            answers, wall = race(server.port, ready, concurrency, path, form, timeout)
         client_cpu, after = time.process_time() - cpu, cpu_times(server.pid)
+    if PROFILE:
+        print("profile: this race was sampled by py-spy, which slows the server a little")
+        print("\n".join(sampling.summary(raw)))
     return Raced(answers, wall, failures, client_cpu, before, after)
 
 
@@ -938,6 +946,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--strict", action="store_true", help="exit non-zero on any error too")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the server with py-spy during the race"
+    )
 
 
 def server_setup(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ServerSetup:
@@ -946,6 +957,10 @@ def server_setup(parser: argparse.ArgumentParser, args: argparse.Namespace) -> S
         parser.error("--concurrency must be 1..1000 and --workers 1..64")
     if not 1 <= args.threads <= 64:
         parser.error("--threads must be 1..64")
+    global PROFILE
+    PROFILE = bool(getattr(args, "profile", False))
+    if PROFILE and not sampling.available():
+        parser.error("--profile needs py-spy: pip install -e '.[bench]'")
     return ServerSetup(args.workers, args.worker_class, args.threads)
 
 

@@ -1,11 +1,13 @@
 """Benchmark the site's search: index build speed, full-text search and keyword lookup.
 
-    .venv/bin/python bench/search.py --docs 10000
+    .venv/bin/python bench/search.py --docs 10000 --posts 50000
 
-Builds a fresh site (SQLite in a temporary data directory unless --data-dir is given), fills
-it with generated Chinese articles by bulk inserts, then times `content.search.reindex()`,
+Builds a fresh site (SQLite in a temporary data directory unless --data-dir is given, or the
+PostgreSQL database of --database-url, which is wiped), fills it with generated Chinese
+articles and board posts by bulk inserts, then times `content.search.reindex()`,
 `content.search.search(words)` and `content.articles.article_for_keyword(keyword)` the way a
-worker process runs them. It prints figures only; no test ever asserts a timing (see
+worker process runs them: with Whoosh on SQLite, with the database's own index on
+PostgreSQL (content/search_pg.py). It prints figures only; no test ever asserts a timing (see
 docs/BENCHMARKS.md).
 """
 
@@ -18,6 +20,7 @@ import math
 import os
 import platform
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -35,8 +38,11 @@ if str(ROOT) not in sys.path:
 
 from flask import Flask  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import text as sql  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from app import FixedClock, create_app, db, write_transaction  # noqa: E402
+from board.models import DEFAULT_SECTIONS, Post, Section, Thread  # noqa: E402
 from content import search  # noqa: E402
 from content.articles import article_for_keyword  # noqa: E402
 from content.models import (  # noqa: E402
@@ -47,6 +53,7 @@ from content.models import (  # noqa: E402
     Status,
     Visibility,
 )
+from members.models import User  # noqa: E402
 
 # The goals, set for a site of 10,000 articles on one small server.
 GOAL_DOCS = 10_000
@@ -181,6 +188,42 @@ def generate(count: int, rng: random.Random) -> tuple[list[dict], list[dict], li
     return articles, keywords, names
 
 
+def generate_posts(count: int, rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """`count` board posts as rows: threads of one opening post and 0 to 9 answers."""
+    threads: list[dict] = []
+    posts: list[dict] = []
+    sections = len(DEFAULT_SECTIONS)
+    while len(posts) < count:
+        thread_id = len(threads) + 1
+        at = NOW - timedelta(minutes=7 * thread_id)
+        threads.append(
+            {
+                "id": thread_id,
+                "section_id": thread_id % sections + 1,
+                "author_id": 1,
+                "title": _fill(rng.choice(TITLES), rng)[:120],
+                "tags": " ".join(rng.sample(TOPICS[:40], 2)),
+                "answer_count": 0,
+                "last_activity_at": at,
+                "created_at": at,
+            }
+        )
+        for answer in range(min(rng.randint(1, 10), count - len(posts))):
+            text = _paragraph(rng)
+            posts.append(
+                {
+                    "thread_id": thread_id,
+                    "author_id": 1,
+                    "opening": answer == 0,
+                    "body_md": text,
+                    "body_html": _html([text]),
+                    "created_at": at + timedelta(seconds=answer),
+                }
+            )
+        threads[-1]["answer_count"] = sum(1 for p in posts if p["thread_id"] == thread_id) - 1
+    return threads, posts
+
+
 def queries(count: int, rng: random.Random) -> list[str]:
     """What readers type: one word, or two words, from the articles' vocabulary (drawn
     evenly, so most are words of the long tail, as readers' queries are)."""
@@ -256,21 +299,35 @@ def data_dir(given: str | None) -> Iterator[Path]:
         shutil.rmtree(where, ignore_errors=True)
 
 
-def build_site(where: Path) -> Flask:
-    app = create_app(
-        {"DATA_DIR": str(where), "SECRET_KEY": "bench", "CLOCK": FixedClock(NOW), "TESTING": True}
-    )
+def build_site(where: Path, database_url: str | None) -> Flask:
+    config = {"DATA_DIR": str(where), "SECRET_KEY": "bench", "CLOCK": FixedClock(NOW)}
+    if database_url:
+        config["DATABASE_URL"] = database_url
+    app = create_app({**config, "TESTING": True})
     with app.app_context():
+        if database_url:
+            db.drop_all()
         db.create_all()
         with write_transaction() as session:
             session.execute(insert(Column), DEFAULT_COLUMNS)
+            session.execute(insert(Section), [{**s, "created_at": NOW} for s in DEFAULT_SECTIONS])
+            session.execute(
+                insert(User),
+                [{"email": "author@bench.example.com", "password_hash": "x", "created_at": NOW}],
+            )
     return app
 
 
-def run(docs: int, query_count: int, where: Path, seed: int) -> None:
+def run(
+    docs: int, query_count: int, where: Path, seed: int, posts: int = 0, database_url: str = ""
+) -> None:
     rng = random.Random(seed)
-    app = build_site(where)
-    print(f"search benchmark: {docs:,} articles, {query_count} queries of each kind, seed {seed}")
+    app = build_site(where, database_url)
+    backend = "PostgreSQL" if database_url else "Whoosh"
+    print(
+        f"search benchmark ({backend}): {docs:,} articles and {posts:,} board posts, "
+        f"{query_count} queries of each kind, seed {seed}"
+    )
     machine = f"{platform.system()} {platform.machine()}, {_cpus()} CPUs"
     print(f"machine: {machine}, Python {platform.python_version()}")
 
@@ -285,6 +342,22 @@ def run(docs: int, query_count: int, where: Path, seed: int) -> None:
         seconds = time.perf_counter() - start
         print(f"insert articles: {docs:,} ({members:,} members-only) in {seconds:.1f} s")
         del articles, keywords
+        if posts:
+            threads, rows = generate_posts(posts, rng)
+            start = time.perf_counter()
+            with write_transaction() as session:
+                for i in range(0, len(threads), INSERT_BATCH):
+                    session.execute(insert(Thread), threads[i : i + INSERT_BATCH])
+                for i in range(0, len(rows), INSERT_BATCH):
+                    session.execute(insert(Post), rows[i : i + INSERT_BATCH])
+            seconds = time.perf_counter() - start
+            print(
+                f"insert board posts: {len(rows):,} in {len(threads):,} threads in {seconds:.1f} s"
+            )
+            del threads, rows
+        if database_url:
+            db.session.execute(sql("ANALYZE"))
+            db.session.commit()
 
         start = time.perf_counter()
         indexed = search.reindex()
@@ -293,7 +366,13 @@ def run(docs: int, query_count: int, where: Path, seed: int) -> None:
             f"build index (reindex): {indexed:,} docs in {seconds:.1f} s, "
             f"{indexed / seconds:,.0f} docs/s"
         )
-        print(f"index size on disk: {megabytes(disk_size(search.index_dir()))}")
+        if database_url:
+            db.session.execute(sql("ANALYZE search_documents"))
+            db.session.commit()
+            size = db.session.scalar(sql("SELECT pg_total_relation_size('search_documents')"))
+            print(f"index size on disk: {megabytes(size)}")
+        else:
+            print(f"index size on disk: {megabytes(disk_size(search.index_dir()))}")
 
         lookups = [rng.choice(names) for _ in range(query_count)]
         keyword_times, found = timed(article_for_keyword, lookups)
@@ -302,7 +381,7 @@ def run(docs: int, query_count: int, where: Path, seed: int) -> None:
         db.session.rollback()
 
         texts = queries(query_count, rng)
-        search_times, results = timed(search.search, texts)
+        search_times, results = timed(lambda q: search.search(q, board=bool(posts)), texts)
         hits = [len(r.hits) for r in results if isinstance(r, search.Results)]
         totals = [r.total for r in results if isinstance(r, search.Results)]
         shown = f"{sum(hits) / len(hits):.1f} hits shown"
@@ -326,14 +405,28 @@ def _cpus() -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=GOAL_DOCS, help="articles to generate")
+    parser.add_argument("--posts", type=int, default=0, help="board posts to generate (0)")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL to run on, with its own search index (default: TEST_DATABASE_URL, "
+        "else SQLite and Whoosh); it is WIPED",
+    )
     parser.add_argument("--queries", type=int, default=200, help="timed queries of each kind")
     parser.add_argument("--data-dir", help="an empty directory (default: a temporary one)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the generated site")
     args = parser.parse_args(argv)
     if not 1 <= args.docs <= 1_000_000 or not 1 <= args.queries <= 100_000:
         parser.error("--docs must be 1..1000000 and --queries 1..100000")
+    if not 0 <= args.posts <= 1_000_000:
+        parser.error("--posts must be 0..1000000")
+    url = args.database_url or os.environ.get("TEST_DATABASE_URL", "")
+    if url:
+        url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+        name = (make_url(url).database or "").lower()
+        if not url.startswith("postgresql") or not ("test" in name or "bench" in name):
+            parser.error("--database-url must be PostgreSQL named for tests or benchmarks")
     with data_dir(args.data_dir) as where:
-        run(args.docs, args.queries, where, args.seed)
+        run(args.docs, args.queries, where, args.seed, args.posts, url)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,16 @@ def article_for_reader(slug: str) -> Article | None:
     return db.session.scalar(select(Article).where(Article.slug == slug, visible(utcnow())))
 
 
+def reader_stamp(slug: str) -> tuple[int, int, str] | None:
+    """The id, version and visibility of the article at `slug` if readers may see it now."""
+    found = db.session.execute(
+        select(Article.id, Article.version, Article.visibility).where(
+            Article.slug == slug, visible(utcnow())
+        )
+    ).first()
+    return None if found is None else (found[0], found[1], found[2])
+
+
 def daily_piece(day: date) -> Article | None:
     """The piece of `day` (Asia/Shanghai): the first one published that day."""
     start, end = local_day_bounds(day)

@@ -30,6 +30,7 @@ from content.articles import ArticleConflict, ArticleError, Draft
 from content.media import MediaError
 from content.models import Article, ArticleRevision, Column, Media, Status
 from content.rendering import render_markdown
+from content.views import article_page
 from members import role_required
 from members.accounts import emails_of
 
@@ -292,9 +293,8 @@ def view_as(article_id: int):
     article = _article_or_404(article_id)
     viewer = request.args.get("as", "member")
     whole = viewer != "guest" or not article.members_only
-    return render_template(
-        "content/article.html", article=article, whole=whole, desk_preview=viewer
-    )
+    page = article_page(article, whole, desk_preview=viewer)
+    return render_template("content/article.html", page=page, desk_preview=viewer)
 
 
 # --- revisions and conflicts -------------------------------------------------------------

@@ -43,6 +43,7 @@ from whoosh import index
 from whoosh.analysis import LowercaseFilter, Token, Tokenizer
 from whoosh.fields import DATETIME, ID, STORED, TEXT, Schema
 from whoosh.query import And, AndNot, DateRange, Or, Term
+from whoosh.reading import ReaderClosed
 from whoosh.scoring import BM25F
 from whoosh.writing import CLEAR, LockError
 
@@ -449,9 +450,19 @@ def _searcher():
         current = ix.searcher(weighting=BM25F())
         _searchers.index = ix
     elif not current.up_to_date():
-        current = current.refresh()
+        try:
+            current = current.refresh()
+        except Exception:
+            # A writer in another process merged away a segment the refresh was opening:
+            # Whoosh leaves the old searcher half closed. Start afresh from the new index.
+            log.info("search: refresh failed, opening a new searcher", exc_info=True)
+            current = ix.searcher(weighting=BM25F())
     _searchers.searcher = current
     return current
+
+
+def _forget_searcher() -> None:
+    _searchers.__dict__.clear()
 
 
 def mark(text: str, words: list[str]) -> str:
@@ -515,7 +526,13 @@ def search(text: str, *, limit: int = 20, board: bool = False) -> Results:
     if on_postgres():
         shown = search_pg.find(db.session, words, utcnow(), limit, board, COMMON_MATCHES)
     else:
-        shown = _whoosh_find(words, limit, board)
+        try:
+            shown = _whoosh_find(words, limit, board)
+        except (ReaderClosed, OSError):
+            # The same race met while reading: once more, on a searcher opened now.
+            log.info("search: the index changed under the searcher; once more", exc_info=True)
+            _forget_searcher()
+            shown = _whoosh_find(words, limit, board)
     sections = {}
     if any(fields["kind"] == "post" for fields in shown):
         sections = {i: name for i, name in db.session.execute(select(Section.id, Section.name))}

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
+from jinja2.filters import do_truncate
+from markupsafe import Markup
 from sqlalchemy import select
 
 from app import db, is_htmx, local_time, render_page
 from content import articles, search
-from content.models import Article, Column
+from content.models import Article, Column, Visibility
 
 bp = Blueprint("content", __name__)
 
@@ -19,11 +25,7 @@ ARCHIVE_PAGE = 20
 
 def can_read_whole(article: Article) -> bool:
     """Whether the reader may see past the preview of `article`."""
-    if not article.members_only:
-        return True
-    return bool(
-        current_user.is_authenticated and (current_user.is_member or current_user.is_editor)
-    )
+    return not article.members_only or _member_or_editor()
 
 
 @bp.get("/")
@@ -45,21 +47,104 @@ def home():
     )
 
 
+@dataclass(frozen=True)
+class ArticlePage:
+    """What content/article.html shows of an article: its head and its rendered card."""
+
+    article_id: int
+    title: str
+    description: str
+    share_image: str
+    share_link: str
+    main: Markup
+
+
+def article_page(article: Article, whole: bool, **context: object) -> ArticlePage:
+    if article.cover:
+        cover = {"key": article.cover.key, "ext": article.cover.ext}
+        share_image = url_for("content.image", **cover, _external=True)
+    else:
+        share_image = url_for("static", filename="share.png", _external=True)
+    # The stored preview is the site's own sanitised HTML; the card is an escaped template.
+    preview = Markup(article.preview_html).striptags()  # noqa: S704
+    environment = current_app.jinja_env
+    return ArticlePage(
+        article_id=article.id,
+        title=article.title,
+        description=article.summary or do_truncate(environment, preview, 120, killwords=True),
+        share_image=share_image,
+        share_link=url_for("content.article", slug=article.slug, _external=True),
+        main=Markup(  # noqa: S704
+            render_template("content/_article_main.html", article=article, whole=whole, **context)
+        ),
+    )
+
+
+class PageCache:
+    """Rendered pages by key, kept `seconds` (the micro-cache's time) in this process: a key
+    holds everything the page depends on that can change sooner (the article's version)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.pages: OrderedDict[tuple, tuple[float, ArticlePage]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> ArticlePage | None:
+        with self.lock:
+            found = self.pages.get(key)
+            if found is None or found[0] < time.monotonic():
+                return None
+            self.pages.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple, page: ArticlePage, seconds: float) -> None:
+        with self.lock:
+            self.pages[key] = (time.monotonic() + seconds, page)
+            self.pages.move_to_end(key)
+            while len(self.pages) > self.size:
+                self.pages.popitem(last=False)
+
+
+def article_pages() -> PageCache:
+    """This site's cache of article cards (one per app: a test's site starts empty)."""
+    return current_app.extensions.setdefault("article_pages", PageCache())
+
+
 @bp.get("/a/<slug>")
 def article(slug: str):
     from board import posts as board
 
-    found = articles.article_for_reader(slug)
-    if found is None:
+    # Which article, at which version, the reader may see: one narrow query. The card is
+    # rendered again only when one of these (or the host asked for) changes, or after
+    # ARTICLE_CACHE_SECONDS (a renamed column).
+    stamp = articles.reader_stamp(slug)
+    if stamp is None:
         abort(404)
+    article_id, version, visibility = stamp
+    whole = visibility != Visibility.MEMBERS or _member_or_editor()
+    key = (slug, article_id, version, whole, current_user.is_authenticated, request.host_url)
+    page = article_pages().get(key)
+    if page is None:
+        found = articles.article_for_reader(slug)
+        if found is None:
+            abort(404)
+        page = article_page(found, whole)
+        seconds = current_app.config["ARTICLE_CACHE_SECONDS"]
+        if seconds > 0 and found.version == version:
+            article_pages().put(key, page, seconds)
     may_read_board = board.may_read(current_user)
     return render_template(
         "content/article.html",
-        article=found,
-        whole=can_read_whole(found),
-        # 「社群讨论」: the threads started from this article.
+        page=page,
+        # 「社群讨论」: the threads started from this article, always as they are now.
         may_read_board=may_read_board,
-        discussions=board.threads_of_article(found.id) if may_read_board else [],
+        discussions=board.threads_of_article(article_id) if may_read_board else [],
+    )
+
+
+def _member_or_editor() -> bool:
+    return bool(
+        current_user.is_authenticated and (current_user.is_member or current_user.is_editor)
     )
 
 

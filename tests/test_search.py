@@ -15,6 +15,7 @@ from content.articles import Draft
 from content.models import Article, SearchQueue
 from tests.conftest import (
     DEFAULT_NOW,
+    TEST_DATABASE_URL,
     another_index_writer,
     html,
     lose_search_index,
@@ -266,3 +267,29 @@ def test_a_drain_never_puts_back_older_text(app, client, publish):
         assert search.search("beta").hits == []
     with other.app_context():
         db.engine.dispose()  # the second site's connections, before they are collected
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL is not None, reason="Whoosh's searchers")
+def test_a_searcher_left_half_closed_by_a_merge_is_replaced(app, client, publish, monkeypatch):
+    """Found by bench/soak.py: another process's merge deletes a segment a thread's searcher
+    is refreshing onto; Whoosh raises and leaves that searcher closed. The thread opens a new
+    one instead of answering 500 until its worker is recycled."""
+    from whoosh.reading import ReaderClosed
+    from whoosh.searching import Searcher
+
+    publish(title="读书第一天", slug="first")
+    assert slugs(client, "读书") == ["first"]  # this thread now keeps a searcher
+    publish(title="读书第二天", slug="second")  # ...which is out of date
+    real_refresh = Searcher.refresh
+    calls = []
+
+    def merged_away(self):
+        calls.append(self)
+        self.close()
+        raise ReaderClosed  # as Whoosh does when the segment file is gone
+
+    monkeypatch.setattr(Searcher, "refresh", merged_away)
+    assert set(slugs(client, "读书")) == {"first", "second"}
+    assert calls, "the stale searcher was refreshed"
+    monkeypatch.setattr(Searcher, "refresh", real_refresh)
+    assert set(slugs(client, "读书")) == {"first", "second"}

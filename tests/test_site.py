@@ -247,3 +247,21 @@ def test_healthz_touches_neither_database_nor_templates(app, client, monkeypatch
         monkeypatch.setattr(db.engine, "connect", refuse)
     monkeypatch.setattr(app.jinja_env, "get_template", refuse)
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["/board/t/2147483648", "/board/t/99999999999999999999", "/editor/a/2147483648/view"]
+)
+def test_an_id_past_a_database_integer_is_no_page(client, path):
+    """Found by Hypothesis on PostgreSQL, whose integers are 32-bit: such a number is a
+    404 (or the login page), never a 500."""
+    response = client.get(path)
+    assert response.status_code in (302, 404), response.status_code
+
+
+def test_a_form_id_past_a_database_integer_is_refused_calmly():
+    from app import MAX_ID, parse_id
+
+    assert parse_id(str(MAX_ID)) == MAX_ID
+    assert parse_id(str(MAX_ID + 1)) is None
+    assert parse_id(MAX_ID + 1) is None
