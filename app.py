@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -358,7 +359,14 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         REMEMBER_COOKIE_DURATION=timedelta(days=30),
         # WeChat tabs stay open for hours: a form token lives for a day.
         WTF_CSRF_TIME_LIMIT=int(setting("WTF_CSRF_TIME_LIMIT", str(24 * 3600))),
-        RATELIMIT_STORAGE_URI=setting("RATELIMIT_STORAGE_URI", "memory://"),
+        # Several app machines share one Redis for the login limits (REDIS_URL); a Redis that
+        # does not answer leaves each process counting in its own memory meanwhile.
+        REDIS_URL=setting("REDIS_URL", ""),
+        RATELIMIT_STORAGE_URI=setting("RATELIMIT_STORAGE_URI", setting("REDIS_URL", "memory://")),
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
+        # A Redis that drops packets must not hold a login for TCP's two minutes.
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         LOGIN_RATE_LIMIT=setting("LOGIN_RATE_LIMIT", "10 per minute"),
         PASSWORD_HASH_METHOD=setting("PASSWORD_HASH_METHOD", "scrypt"),
         TRUSTED_PROXIES=int(setting("TRUSTED_PROXIES", "0")),
@@ -375,6 +383,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         # A signed-in reader's article card is rendered once per version and kept this long
         # (content/views.py); 0 renders it for every request.
         ARTICLE_CACHE_SECONDS=float(setting("ARTICLE_CACHE_SECONDS", str(PUBLIC_PAGE_SECONDS))),
+        STATIC_RECHECK_SECONDS=float(setting("STATIC_RECHECK_SECONDS", "1")),
         BOARD_POST_LIMIT=int(setting("BOARD_POST_LIMIT", "5")),
         BOARD_POST_MINUTES=int(setting("BOARD_POST_MINUTES", "10")),
         # WeChat: login and share cards need the app id and secret; the official account's
@@ -425,19 +434,26 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 def _static_hash(app: Flask, filename: str) -> str | None:
-    """A short content hash of a static file, recomputed only when the file changes."""
+    """A short content hash of a static file, recomputed only when the file changes (looked
+    at once a STATIC_RECHECK_SECONDS: every page names a few files, and a deploy restarts
+    the workers anyway)."""
     assert app.static_folder is not None
+    cache: dict[str, tuple[float, int, str | None]] = app.extensions["static_hashes"]
+    now = time.monotonic()
+    cached = cache.get(filename)
+    if cached is not None and now - cached[0] < app.config["STATIC_RECHECK_SECONDS"]:
+        return cached[2]
     path = Path(app.static_folder) / filename
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
+        cache[filename] = (now, -1, None)
         return None
-    cache: dict[str, tuple[int, str]] = app.extensions["static_hashes"]
-    cached = cache.get(filename)
-    if cached is None or cached[0] != mtime:
+    if cached is None or cached[1] != mtime:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        cached = cache[filename] = (mtime, digest)
-    return cached[1]
+        cached = (now, mtime, digest)
+    cache[filename] = (now, cached[1], cached[2])
+    return cached[2]
 
 
 def _harden(response: Any) -> Any:

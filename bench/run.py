@@ -14,18 +14,25 @@ check the harness (its figures mean nothing).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GOAL_LINE = re.compile(r"^goal (?P<name>.+?): (?P<met>met|NOT met) \((?P<figure>.*)\)(?P<note>.*)$")
+GOAL_LINE = re.compile(
+    r"^goal (?P<name>.+?): (?P<met>met|NOT met) \((?P<figure>.*?)\)(?P<note>.*)$"
+)
+# A database URL is never written out: it may hold a password.
+DATABASE_URL = re.compile(r"postgres(?:ql)?(?:\+\w+)?://\S+")
 
 
 @dataclass(frozen=True)
@@ -148,13 +155,14 @@ def _run(bench: Bench, args: list[str], postgres: str) -> Outcome:
     if bench.database == "postgresql":
         if not postgres:
             return Outcome(bench, args, skipped="no PostgreSQL (run it through `make bench`)")
-        args = [*args, "--database-url", postgres]
+        env["TEST_DATABASE_URL"] = postgres  # every script takes it from there (not argv)
     command = [sys.executable, *args]
     shown = [".venv/bin/python", *args]
     print(f"\n=== {bench.name}: {' '.join(shown)}", flush=True)
     outcome = Outcome(bench, shown)
     start = time.monotonic()
     lines: list[str] = []
+    stopped = threading.Event()
     with subprocess.Popen(
         command,
         cwd=ROOT,
@@ -163,21 +171,30 @@ def _run(bench: Bench, args: list[str], postgres: str) -> Outcome:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,
     ) as process:
         assert process.stdout is not None
-        deadline = start + bench.minutes * 60
+
+        def stop() -> None:  # however quiet the script is when its time is up
+            stopped.set()
+            _signal_group(process, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+
+        watchdog = threading.Timer(bench.minutes * 60, stop)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             for line in process.stdout:
                 print(line, end="", flush=True)
                 lines.append(line)
-                if time.monotonic() > deadline:
-                    process.terminate()
-                    lines.append(f"(stopped after {bench.minutes:g} minutes)\n")
-                    break
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+            process.wait()
+        finally:
+            watchdog.cancel()
+    if stopped.is_set():
+        lines.append(f"(stopped: still running after {bench.minutes:g} minutes)\n")
     outcome.seconds = time.monotonic() - start
     outcome.output = "".join(lines)
     outcome.exit_code = process.returncode
@@ -189,13 +206,21 @@ def _run(bench: Bench, args: list[str], postgres: str) -> Outcome:
     return outcome
 
 
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)  # the script and the servers it started
+
+
 def commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    )
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown (no git)"
     return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
 
 
@@ -223,7 +248,15 @@ def results(outcomes: list[Outcome], quick: bool, started: datetime) -> str:
             )
             total += 1
             continue
+        failed = o.exit_code != 0
+        if failed:  # what it printed before failing is shown, but nothing counts as met
+            rows.append(
+                f"| {o.bench.title} | (the script) | exit {o.exit_code}, see its output | "
+                "**NOT met** |"
+            )
+            total += 1
         for name, ok, figure in o.goals:
+            ok = ok and not failed
             total += 1
             met += ok
             verdict = "met" if ok else "**NOT met**"
@@ -261,12 +294,13 @@ def results(outcomes: list[Outcome], quick: bool, started: datetime) -> str:
             lines += [f"Not run: {o.skipped}.", ""]
             continue
         command = " ".join(o.command)
-        command = re.sub(r"postgresql\+psycopg://\S+", "$TEST_DATABASE_URL", command)
+        if o.bench.database == "postgresql":
+            command = f"TEST_DATABASE_URL=... {command}"
         lines += [
             f"`{command}`: exit {o.exit_code}, {o.seconds:,.0f} s.",
             "",
             "```text",
-            o.output.rstrip(),
+            DATABASE_URL.sub("$TEST_DATABASE_URL", o.output.rstrip()),
             "```",
             "",
         ]

@@ -290,7 +290,7 @@ def import_file(path: Path, *, drain: bool = True) -> ImportResult:
     """Create or update (by slug) the article a markdown file describes. A file with an error
     changes nothing and gives its faults in the result. `drain=False` leaves the search index
     to be brought up to date later (`search.drain_quietly()`)."""
-    created: list[Path] = []  # media files this import wrote, removed if it fails
+    created: list[str] = []  # media files this import wrote, removed if it fails
     try:
         front, body = read_article_file(path)
         draft, checked = _draft(path, front, body)
@@ -306,8 +306,9 @@ def import_file(path: Path, *, drain: bool = True) -> ImportResult:
             )
             done = ImportResult(path, "updated" if existing else "created", article.slug)
     except (_Refused, ArticleError, SQLAlchemyError, OSError) as failed:
+        store = media.media_store()
         for written in created:
-            written.unlink(missing_ok=True)
+            store.remove(written)
         return ImportResult(path, errors=_errors_of(failed))
     if drain:
         search.drain_quietly()

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import mutagen
 from flask import current_app
@@ -75,8 +75,59 @@ def media_dir() -> Path:
     return Path(current_app.config["MEDIA_DIR"])
 
 
+class MediaStore(Protocol):
+    """Where the bytes of uploads live, by name ("ab/ab12….jpg"). Everything in the site
+    reaches them through these three calls, so another store (an object store) is one class
+    of its own: `put` the checked bytes, `remove` what a failed transaction left, and `path`
+    a local file to send (an object store keeps a local copy or makes the send a redirect)."""
+
+    def put(self, name: str, data: bytes) -> bool:
+        """Keep `data` under `name`; False when it was kept already (same name, same bytes)."""
+        ...
+
+    def remove(self, name: str) -> None: ...
+
+    def path(self, name: str) -> Path: ...
+
+
+class FolderStore:
+    """A folder (MEDIA_DIR): one machine's disk, or a shared folder mounted on every app
+    machine and on nginx at the same path (docs/DEPLOY.md). Files appear whole (written
+    aside, then renamed), so a reader never sees half a file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def put(self, name: str, data: bytes) -> bool:
+        target = self.path(name)
+        if target.exists() and target.stat().st_size == len(data):
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        return True
+
+    def remove(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)
+
+
+def media_store() -> MediaStore:
+    return FolderStore(media_dir())
+
+
+def name_of(key: str, ext: str) -> str:
+    return f"{key[:2]}/{key}.{ext}"
+
+
 def path_of(media: Media) -> Path:
-    return media_dir() / media.key[:2] / f"{media.key}.{media.ext}"
+    return media_store().path(name_of(media.key, media.ext))
 
 
 def size_label(size: int) -> str:
@@ -150,35 +201,20 @@ def check_audio(stream: BinaryIO) -> _Checked:
     return _Checked(data, "audio", ext, content_type, duration_ms=round(seconds * 1000))
 
 
-def _write_file(checked: _Checked, key: str) -> Path | None:
-    """Write the file unless it is there already; the path when this call created it."""
-    target = media_dir() / key[:2] / f"{key}.{checked.ext}"
-    if target.exists() and target.stat().st_size == len(checked.data):
-        return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(checked.data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    return target
-
-
 def store(
     checked: _Checked,
     *,
     original_name: str = "",
     uploaded_by: int | None = None,
-    created: list[Path] | None = None,
+    created: list[str] | None = None,
 ) -> Media:
     """Keep a checked file and its row; the same bytes give back the row already kept.
-    Files this call wrote are appended to `created`, so that a caller whose transaction
-    then fails can remove them."""
+    The names of files this call wrote are appended to `created`, so that a caller whose
+    transaction then fails can `media_store().remove` them."""
     key = hashlib.sha256(checked.data).hexdigest()[:40]
-    written = _write_file(checked, key)
-    if written is not None and created is not None:
-        created.append(written)
+    name = name_of(key, checked.ext)
+    if media_store().put(name, checked.data) and created is not None:
+        created.append(name)
     existing = db.session.scalar(select(Media).where(Media.key == key))
     if existing is not None:
         return existing

@@ -177,17 +177,14 @@ def find(
     if not board:
         shown = shown.where(SearchDocument.kind == "article")
     tsqueries = {w: func.plainto_tsquery(SIMPLE, w) for w in query_words}
-    # How many documents hold each word, counted up to `common` + 1 (enough to choose).
-    cap = common + 1
-
-    def counted(w: str):
-        matching = select(literal(1)).where(_matches(tsqueries[w])).limit(cap).subquery()
-        return select(func.count()).select_from(matching).scalar_subquery()
-
-    frequencies = dict(
-        zip(query_words, session.execute(select(*map(counted, query_words))).one(), strict=True)
+    total = _document_count(session)
+    half = total / 2
+    large = total >= EXACT_COUNT_BELOW
+    frequencies = (
+        _estimated(session, query_words)
+        if large
+        else _counted(session, tsqueries, query_words, max(common, int(half)) + 1)
     )
-    half = _document_count(session) / 2
     narrowing = [w for w in query_words if frequencies[w] <= half] or query_words
     counts = [frequencies[w] for w in narrowing]
     all_of = _combine([tsqueries[w] for w in narrowing], "&&")
@@ -196,8 +193,34 @@ def find(
         any_of = _combine([tsqueries[w] for w in narrowing], "||")
         found = _ranked(session, shown, any_of, sum(counts), limit, common)
     if not found:
-        found = _substrings(session, shown, query_words, limit)
+        found = _substrings(session, shown, query_words, limit, large)
     return found
+
+
+def _counted(session, tsqueries: dict, query_words: list[str], cap: int) -> dict[str, float]:
+    """How many documents hold each word, counted up to `cap` (as far as choosing needs):
+    for a small index, where counting is cheap."""
+
+    def counted(w: str):
+        matching = select(literal(1)).where(_matches(tsqueries[w])).limit(cap).subquery()
+        return select(func.count()).select_from(matching).scalar_subquery()
+
+    found = session.execute(select(*map(counted, query_words))).one()
+    return dict(zip(query_words, map(float, found), strict=True))
+
+
+def _estimated(session, query_words: list[str]) -> dict[str, float]:
+    """The planner's estimate of each word's documents, from the statistics PostgreSQL
+    keeps of the tsvector's most common words (ANALYZE, run by autovacuum): nothing is
+    read, where counting a word that stands in most of a large index would read it all."""
+    dialect = session.get_bind().dialect
+    estimates = {}
+    for w in query_words:
+        query = select(literal(1)).where(_matches(func.plainto_tsquery(SIMPLE, literal(w))))
+        sql = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {sql}")).scalar()
+        estimates[w] = float(plan[0]["Plan"]["Plan Rows"])
+    return estimates
 
 
 def _matches(tsquery):
@@ -223,8 +246,16 @@ def _ranked(session, shown: Select, tsquery, matches: int, limit: int, common: i
     return [dict(row._mapping) for row in session.execute(query.limit(limit))]
 
 
-def _substrings(session, shown: Select, query_words: list[str], limit: int) -> list[dict]:
-    """Documents holding every word as a substring, newest first (the pg_trgm index)."""
+def _substrings(
+    session, shown: Select, query_words: list[str], limit: int, large: bool
+) -> list[dict]:
+    """Documents holding every word as a substring, newest first (the pg_trgm index). A
+    word under three characters gives pg_trgm nothing to look up: in a large index such
+    words are left out (none left, nothing found) rather than read through every row."""
+    if large:
+        query_words = [w for w in query_words if len(w) >= 3]
+        if not query_words:
+            return []
     query = shown
     for w in query_words:
         escaped = w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -128,9 +128,14 @@ def article(slug: str):
         found = articles.article_for_reader(slug)
         if found is None:
             abort(404)
+        # Decided again from the row the page is made of: on PostgreSQL an editor's save
+        # may fall between the two reads (made members-only, say).
+        article_id, version = found.id, found.version
+        whole = can_read_whole(found)
+        key = (slug, article_id, version, whole, current_user.is_authenticated, request.host_url)
         page = article_page(found, whole)
         seconds = current_app.config["ARTICLE_CACHE_SECONDS"]
-        if seconds > 0 and found.version == version:
+        if seconds > 0:
             article_pages().put(key, page, seconds)
     may_read_board = board.may_read(current_user)
     return render_template(

@@ -428,7 +428,7 @@ def apply_product(
     values, errors = _check(draft)
     if not in_write_transaction():
         checkout.release_expired_holds()  # expired holds must not block a lower stock
-    created_files: list[Any] = []
+    created_files: list[str] = []
     try:
         with write_transaction() as session:
             saved = _apply(
@@ -460,9 +460,11 @@ def apply_product(
     return saved
 
 
-def _remove(paths: list[Any]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
+def _remove(names: list[str]) -> None:
+    """The files a failed save wrote (see content.media.store)."""
+    store = media.media_store()
+    for name in names:
+        store.remove(name)
 
 
 def _apply(
@@ -476,7 +478,7 @@ def _apply(
     actor: int | None,
     new_images: Sequence[tuple[Any, str]],
     live_stock_may_fall: bool,
-    created_files: list[Any],
+    created_files: list[str],
 ) -> Saved:
     product: Product | None = None
     if product_id is not None:
@@ -612,7 +614,7 @@ def _link_image(
     checked: Any,
     filename: str,
     actor: int | None,
-    created_files: list[Any],
+    created_files: list[str],
 ) -> ProductImage:
     kept = media.store(checked, original_name=filename, uploaded_by=actor, created=created_files)
     if session.scalar(
@@ -635,7 +637,7 @@ def _link_image(
 def add_image(product_id: int, stream: Any, filename: str, *, actor: int | None) -> ProductImage:
     """Check an upload by its content and add it as the product's last image."""
     checked = check_image(stream)
-    created_files: list[Any] = []
+    created_files: list[str] = []
     try:
         with write_transaction() as session:
             product = session.scalar(

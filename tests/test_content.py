@@ -352,3 +352,40 @@ def test_two_processes_publishing_one_keyword_leave_exactly_one_holder(app):
     with app.app_context():
         holders = db.session.scalars(select(Article).where(Article.status == "published")).all()
         assert len(holders) == 1 and holders[0].keyword_list == ["抢答"]
+
+
+def test_the_kept_article_card_follows_the_reader_and_the_version(app, client, publish, make_user):
+    """The card rendered for one reader is kept (content/views.py): a member's whole text
+    never reaches a non-member or a stranger, and an edit shows at once."""
+    from members import accounts
+    from tests.conftest import post_form
+
+    slug = publish(body=MEMBERS_BODY, visibility="members", slug="kept")
+    make_user("member@example.com")
+    make_user("reader@example.com")
+    with app.app_context():
+        accounts.grant_membership("member@example.com", "年度会员", 365)
+    member, reader = app.test_client(), app.test_client()
+    for who, email in ((member, "member@example.com"), (reader, "reader@example.com")):
+        response = post_form(who, "/login", {"email": email, "password": "correct horse"})
+        assert response.status_code == 302
+    for _ in range(2):  # the second time from the kept card
+        assert "秘密段落" in member.get(f"/a/{slug}").get_data(as_text=True)
+        assert "秘密段落" not in reader.get(f"/a/{slug}").get_data(as_text=True)
+        assert "秘密段落" not in client.get(f"/a/{slug}").get_data(as_text=True)
+    with app.app_context():
+        article = db.session.scalar(select(Article).where(Article.slug == slug))
+        articles.save_article(
+            Draft(
+                title="改过的标题",
+                body_md=MEMBERS_BODY.replace("秘密段落", "新的段落"),
+                status="published",
+                visibility="public",
+                slug=slug,
+                base_version=article.version,
+            ),
+            article_id=article.id,
+        )
+    for who in (member, reader, client):
+        page = who.get(f"/a/{slug}").get_data(as_text=True)
+        assert "改过的标题" in page and "新的段落" in page and "秘密段落" not in page

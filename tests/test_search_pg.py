@@ -76,3 +76,21 @@ def test_queries_can_use_the_gin_indexes(app):
         )
         assert "ix_search_documents_plain" in plan
         db.session.rollback()
+
+
+def test_a_large_index_narrows_by_the_planners_estimates(app, client, monkeypatch):
+    from content import search_pg
+
+    monkeypatch.setattr(search_pg, "EXACT_COUNT_BELOW", 0)  # every index counts as large
+    for n in range(3):
+        publish(app, f"读书{n}", "今天读书。", f"r{n}")
+    publish(app, "读书与历史", "历史和读书。", "h")
+    publish(app, "早读", "今天聊聊罗辑思维这个节目。", "luoji")
+    with app.app_context():
+        db.session.execute(text("ANALYZE search_documents"))
+        db.session.commit()
+    assert slugs(client, "历史 读书") == ["h"]
+    assert slugs(client, "思维") == ["luoji"]
+    # Two characters give pg_trgm nothing to look up: a large index does not read every row.
+    assert slugs(client, "辑思") == []
+    assert slugs(client, "罗辑思") == ["luoji"]

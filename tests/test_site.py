@@ -129,6 +129,7 @@ def test_static_hash_follows_the_file(app, tmp_path):
     target.mkdir()
     (target / "a.css").write_text("a{}")
     app.static_folder = str(target)
+    app.config["STATIC_RECHECK_SECONDS"] = 0  # look at the file every time
     first = _static_hash(app, "a.css")
     (target / "a.css").write_text("b{}")
     import os
@@ -136,6 +137,24 @@ def test_static_hash_follows_the_file(app, tmp_path):
     os.utime(target / "a.css", ns=(1, 1))
     assert _static_hash(app, "a.css") != first
     assert _static_hash(app, "missing.css") is None
+
+
+def test_static_hash_looks_at_the_file_once_a_second_at_most(app, tmp_path):
+    import os
+
+    from app import _static_hash
+
+    target = tmp_path / "static"
+    target.mkdir()
+    (target / "a.css").write_text("a{}")
+    app.static_folder = str(target)
+    app.config["STATIC_RECHECK_SECONDS"] = 3600
+    first = _static_hash(app, "a.css")
+    (target / "a.css").write_text("b{}")
+    os.utime(target / "a.css", ns=(1, 1))
+    assert _static_hash(app, "a.css") == first  # not looked at again yet
+    app.config["STATIC_RECHECK_SECONDS"] = 0
+    assert _static_hash(app, "a.css") != first
 
 
 @pytest.fixture
