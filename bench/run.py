@@ -234,7 +234,7 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def results(outcomes: list[Outcome], quick: bool, started: datetime) -> str:
+def results(outcomes: list[Outcome], quick: bool, started: datetime, code: str) -> str:
     rows = []
     met = total = 0
     for o in outcomes:
@@ -266,7 +266,7 @@ def results(outcomes: list[Outcome], quick: bool, started: datetime) -> str:
         "# Benchmark results",
         "",
         f"Written by `make bench` (`bench/run.py`{' --quick' if quick else ''}) on "
-        f"{started:%Y-%m-%d %H:%M} UTC from commit {commit()}.",
+        f"{started:%Y-%m-%d %H:%M} UTC from commit {code}.",
         f"Machine: {platform.system()} {platform.machine()}, {cpus} CPUs ({cpu_model()}), "
         f"Python {platform.python_version()}. Everything ran on 127.0.0.1, one benchmark at a "
         "time; docs/BENCHMARKS.md says what each one does.",
@@ -334,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
         chosen = [b for b in BENCHES if b.name in wanted]
     started = datetime.now(UTC)
+    code = commit()  # what is measured: the tree as the run starts
     postgres = os.environ.get("TEST_DATABASE_URL", "")
     outcomes = [run_one(bench, args.quick, postgres) for bench in chosen]
-    text = results(outcomes, args.quick, started)
+    text = results(outcomes, args.quick, started, code)
     args.output.write_text(text + "\n")
     print(f"\n{text}")
     print(f"\nwritten: {args.output}")
