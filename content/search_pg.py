@@ -249,13 +249,14 @@ def _ranked(session, shown: Select, tsquery, matches: int, limit: int, common: i
 def _substrings(
     session, shown: Select, query_words: list[str], limit: int, large: bool
 ) -> list[dict]:
-    """Documents holding every word as a substring, newest first (the pg_trgm index). A
-    word under three characters gives pg_trgm nothing to look up: in a large index such
-    words are left out (none left, nothing found) rather than read through every row."""
-    if large:
-        query_words = [w for w in query_words if len(w) >= 3]
-        if not query_words:
-            return []
+    """Documents holding every word as a substring, newest first (the pg_trgm index). One
+    character is no word to look for (读 stands in everything, and Whoosh finds nothing for
+    it either); a word under three characters gives pg_trgm nothing to look up, so in a large
+    index such words are left out too rather than read through every row."""
+    shortest = 3 if large else 2
+    query_words = [w for w in query_words if len(w) >= shortest]
+    if not query_words:
+        return []
     query = shown
     for w in query_words:
         escaped = w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
