@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import select  # noqa: E402
 
 from app import db  # noqa: E402
 from bench.flash_sale import (  # noqa: E402
@@ -49,6 +48,7 @@ from bench.flash_sale import (  # noqa: E402
     server_env,
     site,
 )
+from bench.page_weight import landing_pages as weighed_pages  # noqa: E402
 from bench.serving import behind_nginx  # noqa: E402
 
 LIGHTHOUSE = ROOT / "bench" / ".lighthouse" / "node_modules" / ".bin" / "lighthouse"
@@ -87,30 +87,13 @@ def demo_load(env: dict[str, str]) -> None:
 
 
 def landing_pages(env: dict[str, str]) -> dict[str, str]:
-    """The paths of the pages readers land on, picked as tests/test_page_weight.py does: the
-    first demo article, the first product, the first board thread."""
-    from board.models import Thread
-    from content.models import Article
-    from shop.models import Product
-
+    """The paths of the pages readers land on, as bench/page_weight.py picks them."""
     app = site(env)
     with app.app_context():
-        article = db.session.scalar(
-            select(Article.slug).where(Article.slug.startswith("demo-")).order_by(Article.id)
-        )
-        product = db.session.scalar(select(Product.slug).order_by(Product.id))
-        thread = db.session.scalar(select(Thread.id).order_by(Thread.id))
+        pages = weighed_pages()
         db.session.rollback()
         db.engine.dispose()
-    if article is None or product is None or thread is None:
-        raise SystemExit("the demo data has no article, product or board thread")
-    return {
-        "home": "/",
-        "article": f"/a/{article}",
-        "product": f"/shop/p/{product}",
-        "join": "/join",
-        "thread": f"/board/t/{thread}",
-    }
+    return pages
 
 
 # --- Lighthouse ----------------------------------------------------------------------------

@@ -47,15 +47,19 @@ def gz(data: bytes) -> int:
 
 
 def landing_pages() -> dict[str, str]:
+    """The pages readers land on, picked as tests/test_page_weight.py picks them: the first
+    demo article, the first product, the first board thread (inside an app context)."""
     from board.models import Thread
     from content.models import Article
     from shop.models import Product
 
     article = db.session.scalar(
-        select(Article.slug).where(Article.slug.startswith("demo-")).order_by(Article.id.desc())
+        select(Article.slug).where(Article.slug.startswith("demo-")).order_by(Article.id)
     )
     product = db.session.scalar(select(Product.slug).order_by(Product.id))
     thread = db.session.scalar(select(Thread.id).order_by(Thread.id))
+    if article is None or product is None or thread is None:
+        raise SystemExit("the demo data has no article, product or board thread")
     return {
         "home": "/",
         "article": f"/a/{article}",
