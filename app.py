@@ -599,6 +599,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
     migrate.init_app(app, db, render_as_batch=True, render_item=_render_migration_item)
     csrf.init_app(app)
+    from content import pages
+
+    # The form token and the rest of what is made anew for each answer of a kept page (in
+    # the globals and, as Flask-WTF puts it there too, in every template's context).
+    app.jinja_env.globals.update(csrf_token=pages.form_token, live=pages.live)
+    app.context_processor(lambda: {"csrf_token": pages.form_token})
     limiter.init_app(app)
     login_manager.init_app(app)
     # "strong" would sign WeChat users out whenever the NetType/ part of the user agent changes.

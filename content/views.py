@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -15,7 +12,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from app import db, is_htmx, local_time, render_page
-from content import articles, search
+from content import articles, pages, search
 from content.models import Article, Column, Visibility
 
 bp = Blueprint("content", __name__)
@@ -80,71 +77,46 @@ def article_page(article: Article, whole: bool, **context: object) -> ArticlePag
     )
 
 
-class PageCache:
-    """Rendered pages by key, kept `seconds` (the micro-cache's time) in this process: a key
-    holds everything the page depends on that can change sooner (the article's version)."""
-
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self.pages: OrderedDict[tuple, tuple[float, ArticlePage]] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple) -> ArticlePage | None:
-        with self.lock:
-            found = self.pages.get(key)
-            if found is None or found[0] < time.monotonic():
-                return None
-            self.pages.move_to_end(key)
-            return found[1]
-
-    def put(self, key: tuple, page: ArticlePage, seconds: float) -> None:
-        with self.lock:
-            self.pages[key] = (time.monotonic() + seconds, page)
-            self.pages.move_to_end(key)
-            while len(self.pages) > self.size:
-                self.pages.popitem(last=False)
-
-
-def article_pages() -> PageCache:
-    """This site's cache of article cards (one per app: a test's site starts empty)."""
-    return current_app.extensions.setdefault("article_pages", PageCache())
-
-
 @bp.get("/a/<slug>")
 def article(slug: str):
     from board import posts as board
 
-    # Which article, at which version, the reader may see: one narrow query. The card is
-    # rendered again only when one of these (or the host asked for) changes, or after
-    # ARTICLE_CACHE_SECONDS (a renamed column).
+    # Which article, at which version, the reader may see, and the discussions under it as
+    # they are now: two narrow queries. The whole page is rendered again only when one of
+    # these (or the host asked for) changes, or after ARTICLE_CACHE_SECONDS (a renamed
+    # column); the form token, the flashed messages and WeChat's share signature are made
+    # for each answer (content/pages.py).
     stamp = articles.reader_stamp(slug)
     if stamp is None:
         abort(404)
     article_id, version, visibility = stamp
     whole = visibility != Visibility.MEMBERS or _member_or_editor()
-    key = (slug, article_id, version, whole, current_user.is_authenticated, request.host_url)
-    page = article_pages().get(key)
-    if page is None:
+    may_read_board = board.may_read(current_user)
+    discussed = board.discussion_lines(article_id) if may_read_board else ()
+    signed_in = current_user.is_authenticated
+    key = (slug, article_id, version, whole, signed_in, may_read_board, discussed, request.host_url)
+    kept = pages.cache("article").get(key)
+    if kept is None:
         found = articles.article_for_reader(slug)
         if found is None:
             abort(404)
-        # Decided again from the row the page is made of: on PostgreSQL an editor's save
-        # may fall between the two reads (made members-only, say).
-        article_id, version = found.id, found.version
+        # Decided again from the rows the page is made of: on PostgreSQL an editor's save
+        # (made members-only, say) or a new answer may fall between the reads.
         whole = can_read_whole(found)
-        key = (slug, article_id, version, whole, current_user.is_authenticated, request.host_url)
-        page = article_page(found, whole)
-        seconds = current_app.config["ARTICLE_CACHE_SECONDS"]
-        if seconds > 0:
-            article_pages().put(key, page, seconds)
-    may_read_board = board.may_read(current_user)
-    return render_template(
-        "content/article.html",
-        page=page,
-        # 「社群讨论」: the threads started from this article, always as they are now.
-        may_read_board=may_read_board,
-        discussions=board.threads_of_article(article_id) if may_read_board else [],
-    )
+        discussions = board.threads_of_article(found.id) if may_read_board else []
+        discussed = tuple(board.discussion_line(t) for t in discussions)
+        key = (slug, found.id, found.version, whole, signed_in, may_read_board, discussed,
+               request.host_url)  # fmt: skip
+        kept = pages.keep(
+            lambda: render_template(
+                "content/article.html",
+                page=article_page(found, whole),
+                may_read_board=may_read_board,
+                discussions=discussions,
+            )
+        )
+        pages.cache("article").put(key, kept, current_app.config["ARTICLE_CACHE_SECONDS"])
+    return kept.answer()
 
 
 def _member_or_editor() -> bool:

@@ -15,12 +15,12 @@ from functools import lru_cache
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import db, utcnow, write_transaction
-from members.models import LoginSession, Membership, Role, User
+from members.models import LoginSession, Membership, Role, User, remember_membership
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^1[3-9][0-9]{9}$")  # ASCII digits only (\d is any script)
@@ -242,17 +242,35 @@ def open_session(user: User) -> str:
     return key
 
 
+# The user of a login session with the membership in force (nearly every page asks for it),
+# in one query built once: it runs on every signed-in request.
+_SESSION_USER = (
+    select(User, Membership)
+    .join(LoginSession, LoginSession.user_id == User.id)
+    .outerjoin(
+        Membership,
+        (Membership.user_id == User.id)
+        & (Membership.starts_at <= bindparam("now"))
+        & (Membership.ends_at > bindparam("now")),
+    )
+    .where(
+        LoginSession.key_hash == bindparam("key_hash"), LoginSession.expires_at > bindparam("now")
+    )
+    .order_by(Membership.ends_at.desc())
+    .limit(1)
+)
+
+
 def user_for_session(key: str) -> User | None:
     """The user of a live login session, or None for an unknown, closed or expired key."""
     if not key or len(key) > 128:
         return None
-    user = db.session.scalar(
-        select(User)
-        .join(LoginSession, LoginSession.user_id == User.id)
-        .where(LoginSession.key_hash == _key_hash(key), LoginSession.expires_at > utcnow())
-    )
-    if user is not None:
-        user.session_key = key
+    found = db.session.execute(_SESSION_USER, {"key_hash": _key_hash(key), "now": utcnow()}).first()
+    if found is None:
+        return None
+    user, membership = found
+    user.session_key = key
+    remember_membership(user, membership)
     return user
 
 

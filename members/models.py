@@ -262,6 +262,12 @@ class MemberNumberCounter(db.Model):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
+def remember_membership(user: User, membership: Membership | None) -> None:
+    """Tell `User.membership` the membership in force now, read along with the user."""
+    if has_request_context():
+        g.setdefault("memberships", {})[user.id] = membership
+
+
 def membership_at(user: User, at: datetime) -> Membership | None:
     """The membership of `user` in force at the instant `at`, if any."""
     return db.session.scalars(

@@ -666,6 +666,37 @@ def test_an_article_lists_its_discussions_and_starts_one(people, app):
     assert [t.get_text() for t in card.select(".item-title")] == ["读后感：和作者对话"]
 
 
+def test_a_kept_article_page_shows_its_discussions_as_they_are_now(people, app):
+    """The article page is kept whole (content/pages.py); its key holds every field of the
+    discussions it lists, so an answer, a lock, a new name or a hidden thread shows at once."""
+    article_id, slug = publish(app)
+    member, reader = client_of(people, "asker"), client_of(people, "reader")
+    response = start(member, section="4", title="读后感：和作者对话", article=str(article_id))
+    thread_id = int(response.headers["Location"].rsplit("/", 1)[1])
+
+    def listed(client) -> str:
+        return html(client.get(f"/a/{slug}")).select_one("#discussions").get_text(" ", strip=True)
+
+    for _ in range(2):  # the second time from the kept page
+        assert "0 个回答" in listed(reader) and "提问的小林" in listed(member)
+    answered = answer(client_of(people, "answerer"), thread_id, "先从每天十分钟开始。")
+    assert answered.status_code < 400
+    assert "1 个回答" in listed(reader)
+    with app.app_context():
+        editor = accounts.find_user("editor@example.com")
+        posts.set_flag(editor, thread_id, "locked", True, "讨论已经充分")
+    assert "已锁定" in listed(reader)
+    from app import write_transaction
+
+    with app.app_context(), write_transaction() as session:
+        session.scalar(select(User).where(User.email == "asker@example.com")).nickname = "小林"
+    assert "小林 ·" in listed(reader) and "提问的小林" not in listed(reader)
+    with app.app_context():
+        opening = db.session.scalar(select(Post).where(Post.thread_id == thread_id, Post.opening))
+        posts.hide(accounts.find_user("editor@example.com"), opening.id, "与文章无关")
+    assert "还没有关于这篇文章的讨论" in listed(member)
+
+
 def test_the_home_page_shows_active_threads(people, thread, client):
     thread_id, _ = thread
     box = html(client.get("/")).select_one("#active-threads")

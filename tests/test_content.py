@@ -3,6 +3,7 @@ the archive; and the saving rules editors depend on (revisions, conflicts, keywo
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -389,3 +390,43 @@ def test_the_kept_article_card_follows_the_reader_and_the_version(app, client, p
     for who in (member, reader, client):
         page = who.get(f"/a/{slug}").get_data(as_text=True)
         assert "改过的标题" in page and "新的段落" in page and "秘密段落" not in page
+
+
+def test_a_kept_article_page_makes_each_readers_own_parts(app, publish, make_user):
+    """The whole page is kept (content/pages.py); each answer still carries the reader's own
+    form token and flashed messages."""
+    from tests.conftest import post_form
+
+    slug = publish(body=MEMBERS_BODY, slug="kept-parts")
+    tokens = {}
+    for email in ("one@example.com", "two@example.com"):
+        make_user(email)
+        who = app.test_client()
+        response = post_form(who, "/login", {"email": email, "password": "correct horse"})
+        assert response.status_code == 302
+        for _ in range(2):  # the second time from the kept page
+            body = html(who.get(f"/a/{slug}")).select_one("body")
+            token = json.loads(body["hx-headers"])["X-CSRFToken"]
+            assert tokens.setdefault(email, token) == token
+        tokens[email] = (who, token)
+    (one, one_token), (two, two_token) = tokens.values()
+    assert one_token != two_token
+    # Each page's token is good for its own session only.
+    assert two.post("/logout", headers={"X-CSRFToken": one_token}).status_code == 400
+    assert one.post("/logout", headers={"X-CSRFToken": one_token}).status_code == 302
+    with two.session_transaction() as session:
+        session["_flashes"] = [("message", "<b>已保存</b>")]
+    notice = html(two.get(f"/a/{slug}")).select_one("#notice")
+    assert [p.get_text() for p in notice.select("p.flash")] == ["<b>已保存</b>"]  # escaped
+    assert html(two.get(f"/a/{slug}")).select_one("#notice p") is None  # shown once
+
+
+def test_a_marker_like_text_in_an_article_stays_text(app, client, publish):
+    from content import pages
+
+    slug = publish(body="正文 live0123456789abcdefx0x 结尾", slug="marker")
+    for _ in range(2):
+        assert "live0123456789abcdefx0x" in client.get(f"/a/{slug}").get_data(as_text=True)
+    with app.test_request_context():
+        kept = pages.keep(lambda: f"a{pages.live('notice')}b{pages.form_token()}c")
+        assert [type(p) for p in kept.pieces] == [str, tuple, str, tuple, str]

@@ -263,3 +263,19 @@ def test_no_page_is_reached_through_htmx_history_pushes_or_boosted_links():
             assert attribute not in text, f"{attribute} in {name}"
         if "wechat/_share.html" in text or name.startswith("shop/pay"):
             assert "hx-replace-url" not in text, name
+
+
+def test_a_kept_article_page_is_signed_for_each_address(app, client, fake, slug):
+    """The article page is kept whole (content/pages.py), its share card made per answer."""
+    for query in ("from=timeline", "from=singlemessage", "from=timeline"):
+        response = client.get(f"/a/{slug}?{query}", headers=UA)
+        config = card(html(response))["config"]
+        [ticket] = fake.tickets
+        address = f"http://localhost/a/{slug}?{query}"
+        assert config["signature"] == jssdk.signature(
+            ticket, config["nonceStr"], config["timestamp"], address
+        )
+        assert "https://res.wx.qq.com" in response.headers["Content-Security-Policy"]
+    plain = client.get(f"/a/{slug}?from=timeline")  # another browser: no card, no script
+    assert card(html(plain)) is None
+    assert "res.wx.qq.com" not in plain.headers["Content-Security-Policy"]
