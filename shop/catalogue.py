@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from app import db, utcnow
 from content.models import Media
@@ -68,10 +68,13 @@ def fresh(product_id: int) -> Product | None:
     )
 
 
+_BY_SLUG = select(Product).where(Product.slug == bindparam("slug"))  # built once: every buy asks
+
+
 def by_slug(slug: str, *, editors: bool = False) -> Product | None:
     """A product readers may open (live, or archived to show it is over); editors also see
     drafts."""
-    product = db.session.scalar(select(Product).where(Product.slug == slug))
+    product = db.session.execute(_BY_SLUG, {"slug": slug}).scalar()
     if product is None:
         return None
     if product.status == ProductStatus.DRAFT and not editors:

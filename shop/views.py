@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app import db, is_htmx, parse_id, utcnow
 from content.rendering import register_shortcode
@@ -143,12 +143,13 @@ def _register_shortcode(state) -> None:
 # --- buy now ---------------------------------------------------------------------------------
 
 
+_ADDRESSES = (
+    select(Address).where(Address.user_id == bindparam("user_id")).order_by(Address.id.desc())
+)
+
+
 def _addresses() -> list[Address]:
-    return list(
-        db.session.scalars(
-            select(Address).where(Address.user_id == current_user.id).order_by(Address.id.desc())
-        )
-    )
+    return list(db.session.execute(_ADDRESSES, {"user_id": current_user.id}).scalars())
 
 
 def _limit_left(found: Product) -> int:
@@ -212,6 +213,9 @@ def buy(slug: str):
     else:  # place_order has just given back expired holds: read the counters as they are
         found = db.session.get(Product, found.id, populate_existing=True) or found
     context = _context(found)
+    # Sold out (most answers of a drop), not yet or no longer on sale: the page shows no form,
+    # so it needs nothing of what the form says.
+    on_sale = context["moment"].phase == Phase.ON_SALE and context["may_buy"]
     status = 422 if errors else 200
     return (
         render_template(
@@ -220,7 +224,7 @@ def buy(slug: str):
             addresses=addresses,
             form=form,
             errors=errors,
-            limit_left=_limit_left(found),
+            limit_left=_limit_left(found) if on_sale else 0,
             pickup_point=_pickup_point(),
             price=checkout.price_for(found, _viewer_is_member()),
             htmx=is_htmx(),
