@@ -126,6 +126,7 @@ class Deployed:
     threads: int
     max_requests: int
     max_requests_jitter: int
+    preload: bool = False
 
 
 def deployed() -> Deployed:
@@ -135,15 +136,18 @@ def deployed() -> Deployed:
         threads=int(settings["threads"]),
         max_requests=int(settings.get("max_requests", 0)),
         max_requests_jitter=int(settings.get("max_requests_jitter", 0)),
+        preload=bool(settings.get("preload_app", False)),
     )
 
 
-def recycling_args(max_requests: int, jitter: int) -> str:
-    """GUNICORN_CMD_ARGS for worker recycling: bench/flash_sale.py's command line sets the
-    rest, and gunicorn takes these from the environment."""
-    if max_requests <= 0:
-        return ""
-    return f"--max-requests {max_requests} --max-requests-jitter {jitter}"
+def recycling_args(max_requests: int, jitter: int, preload: bool = False) -> str:
+    """GUNICORN_CMD_ARGS for worker recycling (and preloading the app, as deployed):
+    bench/flash_sale.py's command line sets the rest, and gunicorn takes these from the
+    environment."""
+    args = ["--preload"] if preload else []
+    if max_requests > 0:
+        args.append(f"--max-requests {max_requests} --max-requests-jitter {jitter}")
+    return " ".join(args)
 
 
 def describe_recycling(max_requests: int, jitter: int, as_deployed: bool) -> str:
@@ -554,12 +558,13 @@ def run(options: Options, where: Path) -> int:
     max_requests = shipped.max_requests if options.max_requests is None else options.max_requests
     jitter = shipped.max_requests_jitter if max_requests == shipped.max_requests else 0
     as_deployed = (max_requests, jitter) == (shipped.max_requests, shipped.max_requests_jitter)
-    env["GUNICORN_CMD_ARGS"] = recycling_args(max_requests, jitter)
+    env["GUNICORN_CMD_ARGS"] = recycling_args(max_requests, jitter, shipped.preload)
     setup = ServerSetup(shipped.workers, "gthread", shipped.threads)
     soak = options.minutes * 60
     print(
         f"soak benchmark: {database.kind}, {setup.describe()} (deploy/gunicorn.conf.py), "
-        f"{describe_recycling(max_requests, jitter, as_deployed)}; concurrency "
+        f"{describe_recycling(max_requests, jitter, as_deployed)}"
+        f"{', app preloaded' if shipped.preload else ''}; concurrency "
         f"{options.concurrency}, {options.warm_up:g} s warm-up + {options.minutes:g} min"
     )
     print(machine_line())

@@ -447,6 +447,7 @@ def _searcher():
     ix = open_index()
     current = getattr(_searchers, "searcher", None)
     if current is None or getattr(_searchers, "index", None) is not ix:
+        _close_quietly(current)  # of an index this process no longer uses
         current = ix.searcher(weighting=BM25F())
         _searchers.index = ix
     elif not current.up_to_date():
@@ -454,11 +455,22 @@ def _searcher():
             current = current.refresh()
         except Exception:
             # A writer in another process merged away a segment the refresh was opening:
-            # Whoosh leaves the old searcher half closed. Start afresh from the new index.
+            # Whoosh leaves the old searcher half closed. Start afresh from the new index,
+            # and let go of the old one's files (each holds segments mapped in memory).
             log.info("search: refresh failed, opening a new searcher", exc_info=True)
+            _close_quietly(current)
             current = ix.searcher(weighting=BM25F())
     _searchers.searcher = current
     return current
+
+
+def _close_quietly(searcher) -> None:
+    if searcher is None:
+        return
+    try:
+        searcher.close()
+    except Exception:  # already half closed by a failed refresh
+        log.debug("search: closing an old searcher failed", exc_info=True)
 
 
 def _forget_searcher() -> None:

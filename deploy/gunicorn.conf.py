@@ -36,6 +36,8 @@ def post_fork(server, worker):
     with app.app_context():
         for engine in db.engines.values():
             engine.dispose(close=False)
+
+
 # nginx in front sets X-Forwarded-*; the app trusts it through TRUSTED_PROXIES.
 forwarded_allow_ips = "127.0.0.1"
 accesslog = "-"

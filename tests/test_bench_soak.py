@@ -64,7 +64,7 @@ def test_soak_benchmark_runs_as_documented_and_prints_its_figures():
     assert result.returncode == 0, out + result.stderr
     assert re.search(
         r"^soak benchmark: sqlite, \d+ gthread workers × \d+ threads \(deploy/gunicorn\.conf\.py\)"
-        r", workers recycled after [\d,]+ \+ up to [\d,]+ requests, as deployed; "
+        r", workers recycled after [\d,]+ \+ up to [\d,]+ requests, as deployed, app preloaded; "
         r"concurrency 4, 5 s warm-up \+ 0\.3 min$",
         out,
         re.M,
