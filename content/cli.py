@@ -26,8 +26,10 @@ def reindex() -> None:
 
 @search_cli.command("drain")
 def drain() -> None:
-    """Apply the queued index changes now (normally done on the next save or search)."""
+    """Apply the queued index changes now (normally done on the next save or search), and
+    merge the index's segments (a save or a search merges only small ones)."""
     applied = search.drain()
+    search.merge_segments()
     click.echo(f"已更新 {applied} 项 (applied {applied} queued changes)")
 
 

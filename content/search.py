@@ -45,7 +45,7 @@ from whoosh.fields import DATETIME, ID, STORED, TEXT, Schema
 from whoosh.query import And, AndNot, DateRange, Or, Term
 from whoosh.reading import ReaderClosed
 from whoosh.scoring import BM25F
-from whoosh.writing import CLEAR, LockError
+from whoosh.writing import CLEAR, MERGE_SMALL, LockError
 
 from app import db, in_write_transaction, utcnow, write_transaction
 from board.models import Post, Section
@@ -62,6 +62,11 @@ DRAIN_BATCH = 500
 # A query whose words match more articles than this is listed newest first (see `_ranked`).
 COMMON_MATCHES = 1000
 DRAIN_ROUNDS = 20  # bounded: a writer never holds the lock forever
+# A drain inside a request (a save, a post, a search) merges only segments smaller than this:
+# Whoosh's usual policy now and then merges most of the index, seconds of pure Python that
+# the request would wait for (the soak saw searches time out at 30 s). The bigger merges are
+# left to `flask --app app search drain`, every minute from chendu-jobs.timer.
+REQUEST_MERGE_DOCS = 2_000
 WORD = re.compile(r"\w")
 
 
@@ -289,6 +294,26 @@ def _apply_posts(writer, ids: set[int]) -> None:
                 writer.update_document(**post_document(post))
 
 
+def _merge_small_segments(writer, segments):
+    """Whoosh's MERGE_SMALL among the segments under REQUEST_MERGE_DOCS; the rest are kept."""
+    small = [s for s in segments if s.doc_count_all() < REQUEST_MERGE_DOCS]
+    kept = MERGE_SMALL(writer, small) if len(small) > 1 else small
+    return [s for s in segments if s not in small] + list(kept)
+
+
+def merge_segments() -> bool:
+    """Merge the index's segments as Whoosh usually does (the job's part of `drain`), if no
+    other writer is at it. Whether it ran."""
+    if on_postgres():
+        return False
+    try:
+        writer = open_index().writer()
+    except LockError:
+        return False
+    writer.commit(mergetype=MERGE_SMALL)
+    return True
+
+
 def drain() -> int:
     """Apply the queued changes, if no other writer is at it. Returns how many were applied."""
     if db.session.scalar(select(SearchQueue.id).limit(1)) is None:
@@ -313,7 +338,7 @@ def drain() -> int:
             break
         try:
             _apply(writer, {doc for _, doc in rows})
-            writer.commit()
+            writer.commit(mergetype=_merge_small_segments)
         except BaseException:
             writer.cancel()
             raise

@@ -293,3 +293,21 @@ def test_a_searcher_left_half_closed_by_a_merge_is_replaced(app, client, publish
     assert calls, "the stale searcher was refreshed"
     monkeypatch.setattr(Searcher, "refresh", real_refresh)
     assert set(slugs(client, "读书")) == {"first", "second"}
+
+
+@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="Whoosh's segments (SQLite runs)")
+def test_a_request_merges_only_small_segments_and_the_job_merges_the_rest(
+    app, client, publish, monkeypatch
+):
+    """A save's or a search's drain leaves segments of REQUEST_MERGE_DOCS or more alone (a
+    big merge would keep the request waiting); `flask --app app search drain` merges them."""
+    monkeypatch.setattr(search, "REQUEST_MERGE_DOCS", 1)  # every segment counts as big
+    for i in range(8):
+        publish(title=f"合并第{i}篇读书笔记", slug=f"merge-{i}")
+    with app.app_context():
+        assert len(search.open_index()._segments()) == 8  # one per save, none merged
+    result = app.test_cli_runner().invoke(args=["search", "drain"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert len(search.open_index()._segments()) < 8
+    assert sorted(slugs(client, "读书笔记")) == [f"merge-{i}" for i in range(8)]
