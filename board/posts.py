@@ -759,20 +759,11 @@ def threads_of_article(article_id: int) -> list[Thread]:
 # What an article's list of discussions shows of each thread (board/_thread_item.html): a
 # page kept with them as its key is kept exactly as long as none of them changes. Built
 # once: it is asked on every article request.
+_LINE = (Thread.id, Thread.title, Thread.tags, Thread.locked, Thread.pinned, Thread.answer_count,
+         Thread.last_activity_at, Section.name, User.nickname, User.member_number)  # fmt: skip
 _LINES = (
     listing()
-    .with_only_columns(
-        Thread.id,
-        Thread.title,
-        Thread.tags,
-        Thread.locked,
-        Thread.pinned,
-        Thread.answer_count,
-        Thread.last_activity_at,
-        Section.name,
-        User.nickname,
-        User.member_number,
-    )  # fmt: skip
+    .with_only_columns(*_LINE)
     .join(Section, Section.id == Thread.section_id)
     .join(User, User.id == Thread.author_id)
     .where(Thread.article_id == bindparam("article_id"))
@@ -787,10 +778,9 @@ def discussion_lines(article_id: int) -> tuple[tuple, ...]:
 
 
 def discussion_line(thread: Thread) -> tuple:
-    author, section = thread.author, thread.section
-    return (thread.id, thread.title, thread.tags, thread.locked, thread.pinned,
-            thread.answer_count, thread.last_activity_at, section.name, author.nickname,
-            author.member_number)  # fmt: skip
+    """The fields of `_LINE`, read from a loaded thread (its section and author joined)."""
+    rows = {Thread: thread, Section: thread.section, User: thread.author}
+    return tuple(getattr(rows[column.class_], column.key) for column in _LINE)
 
 
 def active_threads(limit: int = 5) -> list[Thread]:

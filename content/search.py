@@ -166,7 +166,7 @@ def open_index() -> index.Index:
                 found = index.create_in(str(where), SCHEMA)
                 _queue_everything()
         _open[where] = found
-        _searchers.__dict__.clear()
+        _forget_searcher()
         return found
 
 
@@ -472,7 +472,7 @@ def _searcher():
     ix = open_index()
     current = getattr(_searchers, "searcher", None)
     if current is None or getattr(_searchers, "index", None) is not ix:
-        _close_quietly(current)  # of an index this process no longer uses
+        _forget_searcher()  # of an index this process no longer uses
         current = ix.searcher(weighting=BM25F())
         _searchers.index = ix
     elif not current.up_to_date():
@@ -499,6 +499,8 @@ def _close_quietly(searcher) -> None:
 
 
 def _forget_searcher() -> None:
+    """Let go of this thread's searcher, and of the segment files it keeps mapped."""
+    _close_quietly(getattr(_searchers, "searcher", None))
     _searchers.__dict__.clear()
 
 

@@ -679,6 +679,9 @@ def test_a_kept_article_page_shows_its_discussions_as_they_are_now(people, app):
 
     for _ in range(2):  # the second time from the kept page
         assert "0 个回答" in listed(reader) and "提问的小林" in listed(member)
+    with app.app_context():  # the key read by the query is the key of the rendered threads
+        shown = posts.threads_of_article(article_id)
+        assert posts.discussion_lines(article_id) == tuple(map(posts.discussion_line, shown))
     answered = answer(client_of(people, "answerer"), thread_id, "先从每天十分钟开始。")
     assert answered.status_code < 400
     assert "1 个回答" in listed(reader)

@@ -242,7 +242,6 @@ def _address_bar() -> str:
     return request.host_url.rstrip("/") + quote(sent, safe="/!$&'()*+,;=:@-._~%?[]")
 
 
-@bp.app_template_global()
 def wechat_share(title: str, description: str, link: str, image: str) -> dict | None:
     """The JS-SDK share card for this page, in WeChat's browser when WeChat is set up; None
     elsewhere (the og: tags serve other apps). Asking for it lets this one response load
