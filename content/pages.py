@@ -45,6 +45,9 @@ LIVE_PARTS: dict[str, Callable[..., str]] = {
 }
 
 
+_PART_NUMBER = re.compile(r"x([0-9]+)x")  # what follows the marker: the part's number
+
+
 class _Recorder:
     def __init__(self) -> None:
         # A fresh marker per rendering: text in an article cannot pose as one.
@@ -92,13 +95,17 @@ def keep(render: Callable[[], str]) -> Kept:
         html = render()
     finally:
         g._live_recorder = outer
-    pieces: list[str | tuple[str, tuple]] = []
-    for n, text in enumerate(re.split(rf"{recorder.marker}x([0-9]+)x", html)):
-        if n % 2 == 0:
-            if text:
-                pieces.append(text)
-        else:
-            pieces.append(recorder.parts[int(text)])
+    # Split on the marker as plain text: a pattern made of it would be compiled anew for
+    # every rendering (and fill re's cache with patterns used once).
+    first, *marked = html.split(recorder.marker)
+    pieces: list[str | tuple[str, tuple]] = [first] if first else []
+    for text in marked:
+        found = _PART_NUMBER.match(text)
+        if found is None:  # cannot happen: the marker is only written with its number
+            raise ValueError("a live part's marker without its number")
+        pieces.append(recorder.parts[int(found.group(1))])
+        if rest := text[found.end() :]:
+            pieces.append(rest)
     return Kept(tuple(pieces))
 
 
