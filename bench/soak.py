@@ -27,6 +27,7 @@ import random
 import re
 import runpy
 import secrets
+import shlex
 import sys
 import threading
 import time
@@ -140,14 +141,15 @@ def deployed() -> Deployed:
     )
 
 
-def recycling_args(max_requests: int, jitter: int, preload: bool = False) -> str:
-    """GUNICORN_CMD_ARGS for worker recycling (and preloading the app, as deployed):
-    bench/flash_sale.py's command line sets the rest, and gunicorn takes these from the
-    environment."""
-    args = ["--preload"] if preload else []
-    if max_requests > 0:
-        args.append(f"--max-requests {max_requests} --max-requests-jitter {jitter}")
-    return " ".join(args)
+def gunicorn_args(max_requests: int, jitter: int) -> str:
+    """GUNICORN_CMD_ARGS: deploy/gunicorn.conf.py itself (its preloading and its hooks: the
+    workers' own database connections, the frozen garbage collector), recycling after
+    `max_requests` (0: never), no access log. bench/flash_sale.py's command line sets the
+    workers, threads, address and timeouts, and wins over both."""
+    return (
+        f"-c {shlex.quote(str(DEPLOY_CONFIG))} --access-logfile /dev/null "
+        f"--max-requests {max_requests} --max-requests-jitter {jitter if max_requests else 0}"
+    )
 
 
 def describe_recycling(max_requests: int, jitter: int, as_deployed: bool) -> str:
@@ -558,7 +560,7 @@ def run(options: Options, where: Path) -> int:
     max_requests = shipped.max_requests if options.max_requests is None else options.max_requests
     jitter = shipped.max_requests_jitter if max_requests == shipped.max_requests else 0
     as_deployed = (max_requests, jitter) == (shipped.max_requests, shipped.max_requests_jitter)
-    env["GUNICORN_CMD_ARGS"] = recycling_args(max_requests, jitter, shipped.preload)
+    env["GUNICORN_CMD_ARGS"] = gunicorn_args(max_requests, jitter)
     setup = ServerSetup(shipped.workers, "gthread", shipped.threads)
     soak = options.minutes * 60
     print(

@@ -3,6 +3,7 @@
 gthread workers: one process per core keeps memory flat, threads ride out the slow phone
 networks (a worker thread waits on a socket while others run). Sized from the machine."""
 
+import gc
 import multiprocessing
 import os
 
@@ -25,6 +26,14 @@ preload_app = True
 # not restart together.
 max_requests = 20000
 max_requests_jitter = 2000
+
+
+def pre_fork(server, worker):
+    """Move everything the master has loaded (the site, jieba's dictionary) out of the cyclic
+    garbage collector's reach before forking: a collection in a worker would otherwise write
+    to every object it walks, and each page it writes to stops being shared with the master.
+    Soaks measured the workers' memory growing by half again under load without this."""
+    gc.freeze()
 
 
 def post_fork(server, worker):

@@ -5,8 +5,10 @@ go out by X-Accel-Redirect once the app has checked access."""
 from __future__ import annotations
 
 import configparser
+import gc
 import os
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
@@ -123,6 +125,20 @@ def test_gunicorn_accepts_its_config():
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_master_freezes_what_it_preloaded_before_each_fork():
+    # A worker's garbage collector must not walk (and so write to, and unshare) the pages of
+    # the site the master loaded: the config's pre_fork hook freezes them.
+    settings = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    assert settings["preload_app"] is True
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        settings["pre_fork"](None, None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_the_systemd_units_run_flask_commands_that_exist(tmp_path):
