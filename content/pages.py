@@ -12,7 +12,6 @@ The cache key must hold everything else the page depends on (content/views.py `a
 
 from __future__ import annotations
 
-import re
 import secrets
 import threading
 import time
@@ -43,9 +42,6 @@ LIVE_PARTS: dict[str, Callable[..., str]] = {
     "notice": _notice,
     "share": _share,
 }
-
-
-_PART_NUMBER = re.compile(r"x([0-9]+)x")  # what follows the marker: the part's number
 
 
 class _Recorder:
@@ -99,12 +95,10 @@ def keep(render: Callable[[], str]) -> Kept:
     # every rendering (and fill re's cache with patterns used once).
     first, *marked = html.split(recorder.marker)
     pieces: list[str | tuple[str, tuple]] = [first] if first else []
-    for text in marked:
-        found = _PART_NUMBER.match(text)
-        if found is None:  # cannot happen: the marker is only written with its number
-            raise ValueError("a live part's marker without its number")
-        pieces.append(recorder.parts[int(found.group(1))])
-        if rest := text[found.end() :]:
+    for text in marked:  # each is "x<number>x" (see _Recorder.mark), then the page goes on
+        number, _, rest = text.removeprefix("x").partition("x")
+        pieces.append(recorder.parts[int(number)])
+        if rest:
             pieces.append(rest)
     return Kept(tuple(pieces))
 
