@@ -16,6 +16,9 @@ purchases (the buy form: an order placed). Every few seconds it sums the proport
 (PSS) of gunicorn's master and workers. It prints the requests per kind, their answers, p50
 and p99 after the warm-up, every 5xx (the first ones with their bodies, and the tail of
 gunicorn's log), the memory after the warm-up, at the end and at its peak, and two goal lines.
+The periodic jobs run beside the load as deployed: every command of
+deploy/systemd/chendu-jobs.service, at its timer's interval (the search job merges the index's
+segments that requests leave alone).
 It exits 0 when it ran; no test asserts a timing (see docs/BENCHMARKS.md).
 """
 
@@ -28,6 +31,7 @@ import re
 import runpy
 import secrets
 import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -47,6 +51,7 @@ from sqlalchemy import func, insert, select, update  # noqa: E402
 
 from app import db, write_transaction  # noqa: E402
 from bench.flash_sale import (  # noqa: E402
+    BIN,
     BUY_PATH,
     ERROR_SAMPLES,
     PAY_RE,
@@ -80,6 +85,8 @@ from shop.models import HOLDING, Order, Product  # noqa: E402
 
 GOAL_GROWTH_PERCENT = 10.0  # memory at the end at most this much above the memory after warm-up
 DEPLOY_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
+JOBS_UNIT = ROOT / "deploy" / "systemd" / "chendu-jobs.service"
+JOBS_TIMER = ROOT / "deploy" / "systemd" / "chendu-jobs.timer"
 STOCK = 1_000_000  # units of the product: far more than any run buys
 SAMPLE_SECONDS = 5.0  # between two memory samples
 SIGNED_IN_SHARE = 0.5  # of reads and searches; posts and purchases are always signed in
@@ -157,6 +164,63 @@ def describe_recycling(max_requests: int, jitter: int, as_deployed: bool) -> str
         return "workers never recycled" + ("" if as_deployed else " (deployed: recycled)")
     said = f"workers recycled after {max_requests:,} + up to {jitter:,} requests"
     return said + (", as deployed" if as_deployed else ", NOT as deployed")
+
+
+def deployed_jobs() -> tuple[list[list[str]], float]:
+    """The periodic jobs' commands (chendu-jobs.service's ExecStart lines, run by this
+    checkout's flask) and the timer's interval in seconds."""
+    commands = []
+    for line in JOBS_UNIT.read_text().splitlines():
+        if line.startswith("ExecStart="):
+            program, *args = shlex.split(line.removeprefix("ExecStart="))
+            commands.append([str(BIN / Path(program).name), *args])
+    timer = re.search(r"^OnUnitActiveSec=(\d+)min$", JOBS_TIMER.read_text(), re.M)
+    if not commands or timer is None:
+        raise SystemExit(f"no jobs or no interval in {JOBS_UNIT.name} / {JOBS_TIMER.name}")
+    return commands, int(timer.group(1)) * 60.0
+
+
+@dataclass
+class Jobs:
+    """The periodic jobs, run one after another every `interval` seconds until stopped, as
+    the systemd timer runs them beside the site."""
+
+    env: dict[str, str]
+    commands: list[list[str]]
+    interval: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    runs: Counter[str] = field(default_factory=Counter)
+    seconds: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            for command in self.commands:
+                name = " ".join(command[3:])
+                begun = time.monotonic()
+                try:
+                    done = subprocess.run(
+                        command,
+                        cwd=ROOT,
+                        env=self.env,
+                        capture_output=True,
+                        text=True,
+                        timeout=REQUEST_TIMEOUT * 4,
+                    )
+                    if done.returncode != 0:
+                        self.failures.append(
+                            f"{name}: exit {done.returncode}: {done.stderr[-300:]}"
+                        )
+                except subprocess.TimeoutExpired:
+                    self.failures.append(f"{name}: still running after {REQUEST_TIMEOUT * 4:g} s")
+                self.runs[name] += 1
+                self.seconds[name] += time.monotonic() - begun
+
+    def describe(self) -> str:
+        done = ", ".join(
+            f"{name} × {n} ({self.seconds[name] / n:.1f} s each)" for name, n in self.runs.items()
+        )
+        return f"jobs: every {self.interval:g} s, {done or 'none ran'}; {len(self.failures)} failed"
 
 
 # --- the site ------------------------------------------------------------------------------
@@ -546,6 +610,7 @@ class Options:
     members: int
     articles: int
     max_requests: int | None  # None: as deploy/gunicorn.conf.py says
+    jobs_every: float | None  # None: as deploy/systemd/chendu-jobs.timer says
     database_url: str | None
     wipe_allowed: bool
     keep: bool
@@ -601,8 +666,12 @@ def run(options: Options, where: Path) -> int:
         if len(ready) < options.concurrency:
             print_log_tail(log_path, "too few members could log in")
             return 1
+        commands, interval = deployed_jobs()
+        jobs = Jobs(env, commands, interval if options.jobs_every is None else options.jobs_every)
+        runner = threading.Thread(target=jobs.run, daemon=True)
         first = sample(server.pid, 0.0)
         cpu, before = time.process_time(), cpu_times(server.pid)
+        runner.start()
         tally, samples, warm, wall = load(
             server.port,
             server.pid,
@@ -614,9 +683,14 @@ def run(options: Options, where: Path) -> int:
             options.seed,
         )
         client_cpu, after = time.process_time() - cpu, cpu_times(server.pid)
+        jobs.stop.set()
+        runner.join(REQUEST_TIMEOUT * 4 * len(jobs.commands) + 5)
         alive = Path(f"/proc/{server.pid}").exists()
 
     report(tally, wall, options, seeded, env, log_path)
+    print(jobs.describe())
+    for line in jobs.failures[:ERROR_SAMPLES]:
+        print(f"  {line}")
     print(f"CPU during the run: {cpu_line(before, after, client_cpu, wall, database.kind)}")
     measure = measure_of(first)
     memory_report(first, samples, warm, measure, log_path, max_requests)
@@ -775,6 +849,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "deploy/gunicorn.conf.py, with its jitter)",
     )
     parser.add_argument(
+        "--jobs-every",
+        type=float,
+        help="seconds between two runs of the periodic jobs (default: as "
+        "deploy/systemd/chendu-jobs.timer)",
+    )
+    parser.add_argument(
         "--database-url",
         help="PostgreSQL to run on (default: TEST_DATABASE_URL, then DATABASE_URL if either "
         "is PostgreSQL, else a fresh SQLite file); it is WIPED",
@@ -798,6 +878,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--articles must be 1..100000")
     if args.max_requests is not None and not 0 <= args.max_requests <= 10_000_000:
         parser.error("--max-requests must be 0..10000000")
+    if args.jobs_every is not None and not 1 <= args.jobs_every <= 3600:
+        parser.error("--jobs-every must be 1..3600 seconds")
     options = Options(
         minutes=args.minutes,
         warm_up=args.warm_up_seconds,
@@ -805,6 +887,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         members=args.members,
         articles=args.articles,
         max_requests=args.max_requests,
+        jobs_every=args.jobs_every,
         database_url=args.database_url,
         wipe_allowed=args.wipe_allowed,
         keep=args.keep,

@@ -48,6 +48,7 @@ def test_soak_benchmark_runs_as_documented_and_prints_its_figures():
             "--concurrency": "4",
             "--members": "40",
             "--articles": "30",
+            "--jobs-every": "5",
         },
     )
     # A fresh SQLite file always: the suite's own PostgreSQL database is not for wiping.
@@ -76,6 +77,13 @@ def test_soak_benchmark_runs_as_documented_and_prints_its_figures():
         assert re.search(
             rf"^  {re.escape(kind)} +[\d,]+  p50 [\d,]+ ms, p99 [\d,]+ ms  \[.+\]$", out, re.M
         ), (kind, out)
+    # The periodic jobs ran beside the load, every command of the deployed unit, none failed.
+    assert re.search(
+        r"^jobs: every 5 s, shop release-holds × [1-9]\d* \([\d.]+ s each\), "
+        r"search drain × [1-9]\d* \([\d.]+ s each\); 0 failed$",
+        out,
+        re.M,
+    ), out
     assert re.search(r"^posts: [\d,]+ placed \(303\), [\d,]+ refused by the post limit ", out, re.M)
     # Every order answered as placed is in the database, and the stock counters add up.
     found = re.search(
