@@ -49,11 +49,12 @@ from whoosh.writing import CLEAR, MERGE_SMALL, LockError
 
 from app import db, in_write_transaction, utcnow, write_transaction
 from board.models import Post, Section
-from content import search_pg
+from content import search_pg, segment_files
 from content.models import Article, SearchQueue, Status, Visibility
 
 log = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
+segment_files.install()
 # Words jieba's dictionary lacks (罗辑思维 would otherwise be only 罗辑 + 思维).
 with open(Path(__file__).with_name("words.txt"), "rb") as _words:
     jieba.load_userdict(_words)
