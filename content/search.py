@@ -43,8 +43,9 @@ from whoosh import index
 from whoosh.analysis import LowercaseFilter, Token, Tokenizer
 from whoosh.fields import DATETIME, ID, STORED, TEXT, Schema
 from whoosh.query import And, AndNot, DateRange, Or, Term
-from whoosh.reading import ReaderClosed
+from whoosh.reading import MultiReader, ReaderClosed, SegmentReader
 from whoosh.scoring import BM25F
+from whoosh.searching import Searcher
 from whoosh.writing import CLEAR, MERGE_SMALL, LockError
 
 from app import db, in_write_transaction, utcnow, write_transaction
@@ -478,7 +479,7 @@ def _searcher():
         _searchers.index = ix
     elif not current.up_to_date():
         try:
-            current = current.refresh()
+            current = _refresh(ix, current)
         except Exception:
             # A writer in another process merged away a segment the refresh was opening:
             # Whoosh leaves the old searcher half closed. Start afresh from the new index,
@@ -488,6 +489,42 @@ def _searcher():
             current = ix.searcher(weighting=BM25F())
     _searchers.searcher = current
     return current
+
+
+def _refresh(ix: index.Index, searcher):
+    """`searcher` brought up to the index's latest generation, keeping the readers of the
+    segments it still has. (Whoosh 2.7.4's own refresh files the old readers by generation but
+    looks them up by segment id, so it reuses none: every refresh after a post opened every
+    segment again, copying each one out of its mapped file.) A segment with more deletions
+    since is opened again: its reader holds the deletions it was opened with."""
+    info = ix._read_toc()
+
+    def key(segment) -> tuple[str, int]:
+        return segment.segment_id(), segment.deleted_count()
+
+    old = {key(r.segment()): r for r, _ in searcher.reader().leaf_readers()}
+    readers, opened = [], []
+    try:
+        for segment in info.segments:
+            reader = old.pop(key(segment), None)
+            if reader is None:
+                reader = SegmentReader(ix.storage, info.schema, segment, generation=info.generation)
+                opened.append(reader)
+            readers.append(reader)
+    except BaseException:
+        # A segment merged away by another process since the TOC was read: the caller opens
+        # a new searcher (the old one keeps its readers until it is closed).
+        for reader in opened:
+            reader.close()
+        raise
+    for reader in readers:
+        reader._gen = info.generation  # what up_to_date() compares with the index's
+    for reader in old.values():  # segments merged away, or with new deletions
+        reader.close()
+    if not readers:
+        return ix.searcher(weighting=BM25F())
+    top = readers[0] if len(readers) == 1 else MultiReader(readers, generation=info.generation)
+    return Searcher(top, fromindex=ix, weighting=BM25F())
 
 
 def _close_quietly(searcher) -> None:
