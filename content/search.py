@@ -23,7 +23,6 @@ machine; the queue, the documents, the ranking rules and the snippets are the sa
 from __future__ import annotations
 
 import fcntl
-import heapq
 import html
 import itertools
 import logging
@@ -42,7 +41,6 @@ from sqlalchemy.orm import aliased, joinedload, lazyload
 from whoosh import index
 from whoosh.analysis import LowercaseFilter, Token, Tokenizer
 from whoosh.fields import DATETIME, ID, STORED, TEXT, Schema
-from whoosh.query import And, AndNot, DateRange, Or, Term
 from whoosh.reading import MultiReader, ReaderClosed, SegmentReader
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
@@ -50,7 +48,7 @@ from whoosh.writing import CLEAR, MERGE_SMALL, LockError
 
 from app import db, in_write_transaction, utcnow, write_transaction
 from board.models import Post, Section
-from content import search_pg, segment_files
+from content import postings, search_pg, segment_files
 from content.models import Article, SearchQueue, Status, Visibility
 
 log = logging.getLogger(__name__)
@@ -125,11 +123,13 @@ SCHEMA = Schema(
     section_id=STORED(),  # a post's board section (named at query time: names can change)
     thread_id=STORED(),  # a post's
     answer=STORED(),  # a post's: an answer rather than the opening post
-    text=TEXT(analyzer=chinese_analyzer()),
+    # Frequencies only (phrase=False): nothing asks for a phrase, snippets find the words
+    # themselves, and positions made each block of postings several times dearer to read.
+    text=TEXT(analyzer=chinese_analyzer(), phrase=False),
     publish_at=DATETIME(stored=True, sortable=True),  # a post's: when it was written
 )
 # Bump when SCHEMA or the analyzer changes: a new index is built beside the old one.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 WEIGHTS = {"title": 3, "keywords": 4, "summary": 2}
 
 
@@ -487,6 +487,10 @@ def _searcher():
             log.info("search: refresh failed, opening a new searcher", exc_info=True)
             _close_quietly(current)
             current = ix.searcher(weighting=BM25F())
+    if current is not getattr(_searchers, "searcher", None):
+        # The lists kept of segments the index no longer has would stay until pushed out.
+        segments = [reader.segment() for reader, _ in current.reader().leaf_readers()]
+        postings.retain((s.segment_id(), s.deleted_count()) for s in segments if s is not None)
     _searchers.searcher = current
     return current
 
@@ -567,30 +571,35 @@ def snippet(text: str, words: list[str], width: int = 80) -> str:
     return ("…" if start else "") + mark(piece, words) + ("…" if start + width < len(text) else "")
 
 
-def _ranked(searcher, query, matches: int, scheduled: set[int], limit: int) -> list[dict]:
-    """The stored fields of the best `limit` visible matches of `query`.
+def _ranked(
+    searcher,
+    words: list[str],
+    every: bool,
+    without: tuple[str, str] | None,
+    matches: int,
+    scheduled: set[int],
+    limit: int,
+) -> list[dict]:
+    """The stored fields of the best `limit` visible documents holding every word (`every`)
+    or any of them, without those holding the term `without`.
 
     When the words stand in a large share of all articles (`matches` is an upper bound of how
     many match), they say little about relevance, and scoring thousands of matches in Python
-    is slow: such queries list the newest matching articles first instead.
+    is slow: such queries list the newest matching articles first instead, from the terms'
+    whole lists of documents (content/postings.py).
     """
     if matches <= COMMON_MATCHES:
-        found = searcher.search(query, limit=limit + len(scheduled))
-        return [hit.fields() for hit in found if hit.docnum not in scheduled][:limit]
-    times = _publish_times(searcher)
-    docnums = [d for d in query.docs(searcher) if d not in scheduled]
-    newest = heapq.nlargest(limit, docnums, key=times.__getitem__)
-    return [searcher.stored_fields(d) for d in newest]
-
-
-def _publish_times(searcher) -> list[int]:
-    """Every document's publish time (as Whoosh's sortable number), by document number;
-    kept with this thread's searcher until the index changes."""
-    if getattr(_searchers, "times_for", None) is not searcher:
-        column = searcher.reader().column_reader("publish_at", translate=False)
-        _searchers.times = list(column)
-        _searchers.times_for = searcher
-    return _searchers.times
+        found = postings.best(searcher, "text", words, every, without, limit + len(scheduled))
+        return [searcher.stored_fields(d) for d in found if d not in scheduled][:limit]
+    found = postings.matching(searcher, "text", words, every, without)
+    shown = []
+    # The matches are a large share of all documents: a short walk from the newest.
+    for docnum in postings.newest_first(searcher, "publish_at"):
+        if docnum in found and docnum not in scheduled:
+            shown.append(searcher.stored_fields(docnum))
+            if len(shown) == limit:
+                break
+    return shown
 
 
 def search(text: str, *, limit: int = 20, board: bool = False) -> Results:
@@ -622,23 +631,19 @@ def _whoosh_find(words: list[str], limit: int, board: bool) -> list[dict]:
     # Whoosh mask would walk every match and turn off its block-quality skipping.
     now = _naive_utc(utcnow())
     searcher = _searcher()
-    scheduled = set(DateRange("publish_at", now, None, startexcl=True).docs(searcher))
+    scheduled = postings.after(searcher, "publish_at", SCHEMA["publish_at"].to_column_value(now))
     frequencies = {word: searcher.doc_frequency("text", word) for word in words}
     # A word found in most articles hardly narrows a search with other words in it (and
     # intersecting its long list is slow): such words only mark the snippets.
     half = searcher.doc_count() / 2
     narrowing = [word for word in words if frequencies[word] <= half] or words
-    terms = [Term("text", word) for word in narrowing]
     counts = [frequencies[word] for word in narrowing]
-    # AndNot keeps the block-quality skipping; an index without posts needs no filter.
+    # An index without posts needs no filter.
     leave_out_posts = not board and searcher.doc_frequency("kind", "post") > 0
-
-    def articles_only(query):
-        return AndNot(query, Term("kind", "post")) if leave_out_posts else query
-
-    shown = _ranked(searcher, articles_only(And(terms)), min(counts), scheduled, limit)
-    if not shown and len(terms) > 1:
-        shown = _ranked(searcher, articles_only(Or(terms)), sum(counts), scheduled, limit)
+    without = ("kind", "post") if leave_out_posts else None
+    shown = _ranked(searcher, narrowing, True, without, min(counts), scheduled, limit)
+    if not shown and len(narrowing) > 1:
+        shown = _ranked(searcher, narrowing, False, without, sum(counts), scheduled, limit)
     return shown
 
 
