@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
 
 from app import db, parse_id, utcnow, write_transaction
 from content import search
@@ -134,17 +135,28 @@ def latest(limit: int, *, before: datetime | None = None, column: Column | None 
     ).all()
 
 
+# Built once, as _STAMP: `/k/<keyword>` and the official account ask it for every keyword a
+# reader types. The article's own keywords are not loaded with it: no caller needs them, and
+# loading them was a second query each time (a round trip on PostgreSQL).
+_BY_KEYWORD = (
+    select(Article)
+    .join(ArticleKeyword)
+    .where(
+        ArticleKeyword.keyword == bindparam("keyword"),
+        ArticleKeyword.live,
+        visible(bindparam("now")),
+    )
+    .options(lazyload(Article.keywords))
+    .limit(1)
+)
+
+
 def article_for_keyword(keyword: str) -> Article | None:
     """The published article that owns this lookup keyword (exact, case-insensitive)."""
     keyword = normalize_keyword(keyword)
     if not keyword:
         return None
-    return db.session.scalar(
-        select(Article)
-        .join(ArticleKeyword)
-        .where(ArticleKeyword.keyword == keyword, ArticleKeyword.live, visible(utcnow()))
-        .limit(1)
-    )
+    return db.session.scalar(_BY_KEYWORD, {"keyword": keyword, "now": utcnow()})
 
 
 # --- saving ------------------------------------------------------------------------------

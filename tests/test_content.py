@@ -430,3 +430,30 @@ def test_a_marker_like_text_in_an_article_stays_text(app, client, publish):
     with app.test_request_context():
         kept = pages.keep(lambda: f"a{pages.live('notice')}b{pages.form_token()}c")
         assert [type(p) for p in kept.pieces] == [str, tuple, str, tuple, str]
+
+
+def test_a_keyword_lookup_is_one_query_and_finds_only_what_readers_may_see(app, publish, clock):
+    """`/k/<keyword>` and the official account ask it for every keyword typed: one statement,
+    without the article's own keywords (a second query each time before)."""
+    from sqlalchemy import event
+
+    slug = publish(title="读书笔记", keywords="读书 笔记")
+    publish(title="明天的文章", keywords="明天", status="scheduled", publish_at="2026-11-22 06:30")
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            found = articles.article_for_keyword(" 笔记 ")
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        assert found is not None and found.slug == slug
+        assert [s for s in statements if s.lstrip().upper().startswith("SELECT")] == statements[-1:]
+        assert sorted(found.keyword_list) == ["笔记", "读书"]  # still there when asked for
+        assert articles.article_for_keyword("明天") is None  # scheduled: not yet
+        clock.advance(days=1)
+        assert articles.article_for_keyword("明天").title == "明天的文章"
+        assert articles.article_for_keyword("没有") is None
