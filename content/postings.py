@@ -22,11 +22,15 @@ from dataclasses import dataclass
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.matching.wrappers import FilterMatcher
 
+# The newest matches come from a walk down the documents newest first when the matches are
+# at least 1/WALK_SHARE of all documents (the walk is then short), else from sorting them.
+WALK_SHARE = 8
 KEPT_POSTINGS = 1_000_000  # postings kept per process, all lists together (8 bytes each)
 
 _kept: OrderedDict[tuple, TermDocs] = OrderedDict()
 _kept_size = 0
 _timelines: dict[tuple[str, str], _Timeline] = {}
+_joined: dict[tuple, array] = {}
 _lock = threading.Lock()
 
 
@@ -175,6 +179,7 @@ class _Timeline:
 
     newest: array
     minus_times: array
+    times: array  # by local document number
 
 
 def _timeline(reader, field: str) -> _Timeline:
@@ -185,7 +190,9 @@ def _timeline(reader, field: str) -> _Timeline:
         return found
     times = list(reader.column_reader(field, translate=False)) if reader.has_column(field) else []
     newest = sorted(range(len(times)), key=lambda d: (-times[d], d))
-    found = _Timeline(array("i", newest), array("q", [-times[d] for d in newest]))
+    found = _Timeline(
+        array("i", newest), array("q", [-times[d] for d in newest]), array("q", times)
+    )
     with _lock:
         _timelines[key] = found
     return found
@@ -201,6 +208,41 @@ def newest_first(searcher, field: str) -> Iterator[int]:
 def _offset_line(line: _Timeline, offset: int) -> Iterator[tuple[int, int]]:
     for minus_time, docnum in zip(line.minus_times, line.newest, strict=True):
         yield minus_time, offset + docnum
+
+
+def newest(searcher, field: str, docs: set[int], limit: int, leave_out: set[int]) -> list[int]:
+    """The `limit` newest of `docs` (the searcher's numbers) that are not in `leave_out`,
+    newest first, ties by number."""
+    total = searcher.doc_count_all()
+    if len(docs) * WALK_SHARE >= total:  # a large share of all: a short walk from the newest
+        found = []
+        for docnum in newest_first(searcher, field):
+            if docnum in docs and docnum not in leave_out:
+                found.append(docnum)
+                if len(found) == limit:
+                    break
+        return found
+    times = _times(searcher, field)
+    # Sorted first: nlargest keeps equal times in the order it met them.
+    candidates = sorted(docs - leave_out if leave_out else docs)
+    return heapq.nlargest(limit, candidates, key=times.__getitem__)
+
+
+def _times(searcher, field: str) -> array:
+    """Every document's `field` by the searcher's document number: its segments' in a row."""
+    segments = _segments(searcher)
+    key = (field, tuple(reader.segment().segment_id() for reader, _ in segments))
+    with _lock:
+        found = _joined.get(key)
+    if found is None:
+        found = array("q")
+        for reader, _ in segments:
+            found.extend(_timeline(reader, field).times)
+        with _lock:
+            _joined[key] = found
+            while len(_joined) > 4:  # the searchers of a few generations at most
+                _joined.pop(next(iter(_joined)))
+    return found
 
 
 def after(searcher, field: str, cutoff: int) -> set[int]:
@@ -224,6 +266,8 @@ def retain(segments: Iterable[tuple[str, int]]) -> None:
             _kept_size -= len(_kept.pop(key).ids)
         for key in [k for k in _timelines if k[0] not in ids]:
             del _timelines[key]
+        for key in [k for k in _joined if not set(k[1]) <= ids]:
+            del _joined[key]
 
 
 def forget() -> None:
@@ -233,3 +277,4 @@ def forget() -> None:
         _kept.clear()
         _kept_size = 0
         _timelines.clear()
+        _joined.clear()

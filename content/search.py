@@ -592,14 +592,8 @@ def _ranked(
         found = postings.best(searcher, "text", words, every, without, limit + len(scheduled))
         return [searcher.stored_fields(d) for d in found if d not in scheduled][:limit]
     found = postings.matching(searcher, "text", words, every, without)
-    shown = []
-    # The matches are a large share of all documents: a short walk from the newest.
-    for docnum in postings.newest_first(searcher, "publish_at"):
-        if docnum in found and docnum not in scheduled:
-            shown.append(searcher.stored_fields(docnum))
-            if len(shown) == limit:
-                break
-    return shown
+    newest = postings.newest(searcher, "publish_at", found, limit, scheduled)
+    return [searcher.stored_fields(docnum) for docnum in newest]
 
 
 def search(text: str, *, limit: int = 20, board: bool = False) -> Results:

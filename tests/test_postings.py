@@ -131,3 +131,15 @@ def test_only_the_current_segments_lists_are_kept(searcher):
 
 def live(searcher) -> set[int]:
     return set(searcher.reader().all_doc_ids())
+
+
+@pytest.mark.parametrize("walk_share", [1, 8, 10**9])  # never, sometimes, always a walk
+def test_the_newest_matches_whether_walked_or_sorted(searcher, monkeypatch, walk_share):
+    monkeypatch.setattr(postings, "WALK_SHARE", walk_share)
+    times = list(searcher.reader().column_reader("publish_at", translate=False))
+    rng = random.Random(5)
+    for words, every, without in queries():
+        docs = postings.matching(searcher, "text", words, every, without)
+        leave_out = set(rng.sample(sorted(docs), min(3, len(docs))))
+        expected = sorted(docs - leave_out, key=lambda d: (-times[d], d))[:20]
+        assert postings.newest(searcher, "publish_at", docs, 20, leave_out) == expected, words
