@@ -147,9 +147,11 @@ def best(
     every: bool,
     without: tuple[str, str] | None,
     limit: int,
+    leave_out: set[int] | frozenset[int] = frozenset(),
 ) -> list[int]:
-    """The `limit` best matches of the same query by the searcher's weighting (BM25F), best
-    first, ties by document number: what `searcher.search(query, limit=limit)` lists. A
+    """The `limit` best matches of the same query by the searcher's weighting (BM25F), not
+    counting those in `leave_out` (the searcher's numbers), best first, ties by document
+    number: what `searcher.search(query, limit=limit)` lists. A
     document's score is the sum of its words' scores; the words' lists are read whole, so a
     match of two long lists costs set operations instead of Whoosh's skipping between them."""
     present = [w for w in words if searcher.doc_frequency(field, w) > 0]
@@ -162,6 +164,8 @@ def best(
         ids, lists = _leaf_matches(reader, field, present, every, without)
         for i in ids:
             docnum = offset + i
+            if docnum in leave_out:
+                continue
             dl = length(docnum, field, 1)
             total = 0.0
             for scorer, docs in zip(scorers, lists, strict=True):
@@ -253,6 +257,11 @@ def after(searcher, field: str, cutoff: int) -> set[int]:
         count = bisect.bisect_left(line.minus_times, -cutoff)
         found.update(offset + d for d in line.newest[:count])
     return found
+
+
+def retain_for(searcher) -> None:
+    """Forget the lists of every segment `searcher` does not have (as it has it)."""
+    retain((r.segment().segment_id(), r.segment().deleted_count()) for r, _ in _segments(searcher))
 
 
 def retain(segments: Iterable[tuple[str, int]]) -> None:

@@ -489,8 +489,7 @@ def _searcher():
             current = ix.searcher(weighting=BM25F())
     if current is not getattr(_searchers, "searcher", None):
         # The lists kept of segments the index no longer has would stay until pushed out.
-        segments = [reader.segment() for reader, _ in current.reader().leaf_readers()]
-        postings.retain((s.segment_id(), s.deleted_count()) for s in segments if s is not None)
+        postings.retain_for(current)
     _searchers.searcher = current
     return current
 
@@ -589,8 +588,8 @@ def _ranked(
     whole lists of documents (content/postings.py).
     """
     if matches <= COMMON_MATCHES:
-        found = postings.best(searcher, "text", words, every, without, limit + len(scheduled))
-        return [searcher.stored_fields(d) for d in found if d not in scheduled][:limit]
+        found = postings.best(searcher, "text", words, every, without, limit, scheduled)
+        return [searcher.stored_fields(docnum) for docnum in found]
     found = postings.matching(searcher, "text", words, every, without)
     newest = postings.newest(searcher, "publish_at", found, limit, scheduled)
     return [searcher.stored_fields(docnum) for docnum in newest]
@@ -621,8 +620,7 @@ def search(text: str, *, limit: int = 20, board: bool = False) -> Results:
 
 
 def _whoosh_find(words: list[str], limit: int, board: bool) -> list[dict]:
-    # Scheduled articles (usually none, at most a few) are left out after ranking: a
-    # Whoosh mask would walk every match and turn off its block-quality skipping.
+    # Scheduled articles (usually none, at most a few) are left out of the ranked matches.
     now = _naive_utc(utcnow())
     searcher = _searcher()
     scheduled = postings.after(searcher, "publish_at", SCHEMA["publish_at"].to_column_value(now))
