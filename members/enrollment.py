@@ -34,7 +34,7 @@ from members.models import (
     WindowSeat,
 )
 from shop import checkout
-from shop.models import HOLDING, SOLD, Order, OrderLine
+from shop.models import Order, OrderLine
 from shop.products import local_text, parse_yuan, yuan_text
 
 SEAT = "seat"
@@ -382,22 +382,20 @@ def membership_to_extend(session: Session, user_id: int, now: datetime) -> Membe
 
 def pending_seat_order(user_id: int, window_id: int) -> Order | None:
     """The user's order for a seat of this window that holds it or paid for it."""
-    return db.session.scalar(_seat_orders(user_id, window_id).limit(1))
+    found = _seat_order_id(db.session, user_id, window_id)
+    return db.session.get(Order, found) if found is not None else None
 
 
-def _seat_orders(user_id: int, window_id: int):
-    seat_ids = select(WindowSeat.id).where(WindowSeat.window_id == window_id)
-    return (
-        select(Order)
-        .join(OrderLine)
-        .where(
-            Order.user_id == user_id,
-            Order.status.in_([*HOLDING, *SOLD]),
-            OrderLine.kind == SEAT,
-            OrderLine.ref_id.in_(seat_ids.scalar_subquery()),
-        )
-        .order_by(Order.id.desc())
-    )
+_SEATS_OF = select(WindowSeat.id).where(WindowSeat.window_id == bindparam("window_id"))
+
+
+def _seat_order_id(session: Session, user_id: int, window_id: int) -> int | None:
+    """The id of the user's newest order for a seat of this window that holds or paid."""
+    lines = [line for line in checkout.lines_held_or_bought(session, user_id) if line.kind == SEAT]
+    if not lines:
+        return None
+    seats = set(session.connection().execute(_SEATS_OF, {"window_id": window_id}).scalars())
+    return next((line.order_id for line in lines if line.ref_id in seats), None)
 
 
 def renewal_due(user: User, now: datetime) -> Membership | None:
@@ -494,7 +492,7 @@ def join(user: User, tier_slug: str, *, provider: str | None = None) -> Seated:
         if session.get_bind().dialect.name == "postgresql":
             # One user's joins one at a time: one seat per user per window.
             session.execute(select(User.id).where(User.id == user_id).with_for_update())
-        if session.scalar(_seat_orders(user_id, offer.window_id).limit(1)) is not None:
+        if _seat_order_id(session, user_id, offer.window_id) is not None:
             raise EnrollmentError("你在本期招募中已经有一个会员订单了。")
         if session.execute(_TAKE, {"seat": offer.id}).rowcount != 1:
             raise full

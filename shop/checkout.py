@@ -62,11 +62,13 @@ def register_line_kind(name: str, kind: LineKind) -> None:
 
 
 class CheckoutError(Exception):
-    """Why an order cannot be placed or changed, in words for the buyer."""
+    """Why an order cannot be placed or changed, in words for the buyer. `final` when nothing
+    the buyer could change in the form would help (sold out, not on sale, members only)."""
 
-    def __init__(self, message: str, *, field: str = "quantity") -> None:
+    def __init__(self, message: str, *, field: str = "quantity", final: bool = False) -> None:
         self.message = message
         self.field = field
+        self.final = final
         super().__init__(message)
 
 
@@ -80,7 +82,8 @@ def hold_minutes() -> int:
     return int(current_app.config.get("SHOP_HOLD_MINUTES", 15))
 
 
-def price_for(product: Product, is_member: bool) -> Price:
+def price_for(product: Any, is_member: bool) -> Price:
+    """The price `product` (a Product, or a row with its price columns) has for this buyer."""
     if is_member and product.member_price_fen is not None:
         return Price(product.member_price_fen, True)
     return Price(product.price_fen, False)
@@ -118,7 +121,7 @@ def _next_number(session: Session, now: datetime) -> str:
     """Today's next order number, e.g. 20261121-000123 (days in the site's time zone)."""
     day = local_time(now).strftime("%Y%m%d")
     for _ in range(3):
-        last = session.execute(_NEXT_NUMBER, {"today": day}).scalar()
+        last = session.connection().execute(_NEXT_NUMBER, {"today": day}).scalar()
         if last is not None:
             return f"{day}-{last:06d}"
         try:
@@ -130,23 +133,36 @@ def _next_number(session: Session, now: datetime) -> str:
     raise CheckoutError("下单的人太多了，请再试一次。")
 
 
-_BOUGHT_BY = (
-    select(func.coalesce(func.sum(OrderLine.quantity), 0))
-    .join(Order)
-    .where(
-        Order.user_id == bindparam("user_id"),
-        Order.status.in_([*HOLDING, *SOLD]),
-        OrderLine.kind == "product",
-        OrderLine.ref_id == bindparam("product_id"),
-    )
+# A buyer's orders first, then their lines. As one join, SQLite (which has no statistics)
+# walks the lines of the product, or of the window's seats, by (kind, ref_id): every order of
+# the drop, for each buyer, so each order costs more than the one before.
+_HOLDING_OR_SOLD = select(Order.id).where(
+    Order.user_id == bindparam("user_id"), Order.status.in_([*HOLDING, *SOLD])
+)
+_LINES_OF = (
+    select(OrderLine.order_id, OrderLine.kind, OrderLine.ref_id, OrderLine.quantity)
+    .where(OrderLine.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(OrderLine.order_id.desc())
 )
 _STOCK_LEFT = select(Product.stock, Product.available).where(Product.id == bindparam("id"))
 _LOCK_BUYER = select(User.id).where(User.id == bindparam("id")).with_for_update()
+# The columns placing an order needs, not the ORM entity (which joins its category): read
+# under the write lock, locked on PostgreSQL.
 _PRODUCT_LOCKED = (
-    select(Product)
+    select(
+        Product.id,
+        Product.title,
+        Product.status,
+        Product.starts_at,
+        Product.ends_at,
+        Product.members_only,
+        Product.per_member_limit,
+        Product.stock,
+        Product.price_fen,
+        Product.member_price_fen,
+    )
     .where(Product.id == bindparam("id"))
-    .with_for_update(of=Product)
-    .execution_options(populate_existing=True)
+    .with_for_update()
 )
 # Stock changes only here: one conditional update that can never go below zero.
 _TAKE_STOCK = (
@@ -158,10 +174,30 @@ _TAKE_STOCK = (
 )
 
 
+def lines_held_or_bought(session: Session, user_id: int) -> list[Any]:
+    """The lines (order_id, kind, ref_id, quantity) of a user's orders that hold their units
+    or paid for them, newest order first."""
+    connection = session.connection()
+    ids = connection.execute(_HOLDING_OR_SOLD, {"user_id": user_id}).scalars().all()
+    return list(connection.execute(_LINES_OF, {"ids": ids})) if ids else []
+
+
 def bought_by(session: Session, user_id: int, product_id: int) -> int:
     """Units of a product a user holds or has bought."""
-    found = session.execute(_BOUGHT_BY, {"user_id": user_id, "product_id": product_id})
-    return found.scalar() or 0
+    lines = lines_held_or_bought(session, user_id)
+    return sum(
+        line.quantity for line in lines if line.kind == "product" and line.ref_id == product_id
+    )
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """An order just opened: what its buyer is sent on to pay (load the Order for more)."""
+
+    id: int
+    number: str
+    total_fen: int
+    status: str = OrderStatus.PENDING.value
 
 
 def place_order(
@@ -172,46 +208,56 @@ def place_order(
     delivery: str = "pickup",
     note: str = "",
     provider: str | None = None,
-) -> Order:
+    holds_released: bool = False,
+) -> PlacedOrder:
     """Take `quantity` units for `user` and hold them for SHOP_HOLD_MINUTES as a pending
-    order. Raises CheckoutError with the reason when it cannot."""
+    order. Raises CheckoutError with the reason when it cannot.
+
+    This is the first minutes of a drop, thousands at once: it runs prebuilt Core statements
+    on the session's connection, loads no ORM object, and keeps the write lock for the
+    conditional update and the three inserts only. `holds_released`: the caller has just
+    given back expired holds (release_expired_holds), in this request."""
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
         raise CheckoutError("请选择购买数量。")
     now = utcnow()
-    release_expired_holds()
+    if not holds_released:
+        release_expired_holds()
     # Most buyers in a drop come after the last unit: they are told so from a plain read,
     # without queueing for the write lock. (A refusal needs no lock; only taking stock does.)
     left = db.session.connection().execute(_STOCK_LEFT, {"id": product_id}).first()
     if left is not None and left.stock is not None and (left.available or 0) < quantity:
-        raise CheckoutError("库存不足，已经卖完了。")
+        raise CheckoutError(SOLD_OUT, final=not left.available)
     # Read before the write lock, not while holding it (beginning it expires the loaded user).
     user_id = user.id
     is_member = user.membership is not None  # asked once per request
     with write_transaction() as session:
-        if session.get_bind().dialect.name == "postgresql":
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
             # One buyer's orders one at a time, so that the per-member limit holds (SQLite's
             # BEGIN IMMEDIATE already serialises every writer).
-            session.execute(_LOCK_BUYER, {"id": user_id})
+            connection.execute(_LOCK_BUYER, {"id": user_id})
         # Locked on PostgreSQL, so an editor turning unlimited stock into limited counts
         # this order (shop/products.py locks the row too); SQLite holds the write lock.
-        product = session.execute(_PRODUCT_LOCKED, {"id": product_id}).scalar()
+        product = connection.execute(_PRODUCT_LOCKED, {"id": product_id}).first()
         if product is None or product.status != ProductStatus.LIVE:
-            raise CheckoutError("这件商品不存在或已下架。")
+            raise CheckoutError("这件商品不存在或已下架。", final=True)
         if product.starts_at > now:
-            raise CheckoutError("还没有开始发售。")
+            raise CheckoutError("还没有开始发售。", final=True)
         if product.ends_at is not None and product.ends_at <= now:
-            raise CheckoutError("发售已经结束。")
+            raise CheckoutError("发售已经结束。", final=True)
         if product.members_only and not is_member:
             raise CheckoutError("这件商品仅对会员发售。")
         if product.per_member_limit is not None:
             already = bought_by(session, user_id, product.id)
             if already + quantity > product.per_member_limit:
                 left = max(0, product.per_member_limit - already)
-                raise CheckoutError(f"每人限购 {product.per_member_limit} 件，你还能买 {left} 件。")
+                raise CheckoutError(
+                    f"每人限购 {product.per_member_limit} 件，你还能买 {left} 件。", final=not left
+                )
         if product.stock is not None:
-            taken = session.execute(_TAKE_STOCK, {"product_id": product.id, "wanted": quantity})
+            taken = connection.execute(_TAKE_STOCK, {"product_id": product.id, "wanted": quantity})
             if taken.rowcount != 1:
-                raise CheckoutError("库存不足，已经卖完了。")
+                raise CheckoutError(SOLD_OUT)
         price = price_for(product, is_member)
         line = OrderLine(
             kind="product",
@@ -226,6 +272,9 @@ def place_order(
     return order
 
 
+SOLD_OUT = "库存不足，已经卖完了。"
+
+
 def open_order(
     session: Session,
     user_id: int,
@@ -235,20 +284,23 @@ def open_order(
     delivery: str = "",
     note: str = "",
     provider: str | None = None,
-) -> Order:
+    holds_released: bool = False,
+) -> PlacedOrder:
     """A pending order for one line whose units the caller has just taken (moved from
     `available` to `held`), held for SHOP_HOLD_MINUTES. Runs in the caller's transaction.
 
     Written with three prebuilt inserts rather than the ORM's flush: this runs under the write
     lock in the first seconds of a drop, where every millisecond holds up the next buyer."""
     connection = session.connection()
+    number = _next_number(session, now)
+    total_fen = line.unit_fen * line.quantity
     order_id = connection.execute(
         _INSERT_ORDER,
         {
-            "number": _next_number(session, now),
+            "number": number,
             "user_id": user_id,
             "status": OrderStatus.PENDING.value,
-            "total_fen": line.unit_fen * line.quantity,
+            "total_fen": total_fen,
             "hold_expires_at": now + timedelta(minutes=hold_minutes()),
             "delivery": delivery,
             "note": note[:200],
@@ -263,9 +315,7 @@ def open_order(
         {"order_id": order_id, "from_status": None, "to_status": OrderStatus.PENDING.value,
          "actor_id": user_id, "reason": "下单", "at": utcnow()},
     )  # fmt: skip
-    order = session.get(Order, order_id)
-    assert order is not None
-    return order
+    return PlacedOrder(order_id, number, total_fen)
 
 
 _INSERT_ORDER = insert(Order).returning(Order.id)
@@ -369,15 +419,30 @@ _EXPIRED = (
 )
 
 
+_NEXT_EXPIRY = select(func.min(Order.hold_expires_at)).where(Order.status == OrderStatus.PENDING)
+
+
 def release_expired_holds(limit: int = RELEASE_BATCH) -> int:
     """Cancel pending orders whose hold has expired, giving their stock back. Called before
-    stock is read or taken, and by `flask --app app shop release-holds`."""
-    found = db.session.connection().execute(_EXPIRED, {"now": utcnow(), "limit": limit})
-    expired = found.scalars().all()
+    stock is read or taken, and by `flask --app app shop release-holds`.
+
+    Each process remembers when the next hold can expire, and asks nothing before then: the
+    earliest pending hold, and no sooner than a hold opened from then on (every hold is
+    opened for SHOP_HOLD_MINUTES from its order's time, by open_order alone)."""
+    now = utcnow()
+    minutes = hold_minutes()
+    known = current_app.extensions.setdefault("shop.next_expiry", {})
+    if known.get("minutes") == minutes and now < known["at"]:
+        return 0
+    connection = db.session.connection()
+    expired = connection.execute(_EXPIRED, {"now": now, "limit": limit}).scalars().all()
     released = 0
     for order_id in expired:
         if cancel(order_id, actor=None, reason="超时未支付，库存已释放"):
             released += 1
+    earliest = db.session.connection().execute(_NEXT_EXPIRY).scalar()
+    soonest = now + timedelta(minutes=minutes)
+    known.update(minutes=minutes, at=min(earliest, soonest) if earliest else soonest)
     return released
 
 

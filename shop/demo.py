@@ -190,7 +190,7 @@ def _add_order_history() -> int:
         return 0
     ids = {p.slug: p.id for p in db.session.scalars(select(Product))}
 
-    def bought(slug: str, *, pay: bool = True) -> Order:
+    def bought(slug: str, *, pay: bool = True) -> checkout.PlacedOrder:
         order = checkout.place_order(
             member, ids[slug], 1, delivery="自提：晨读编辑部", note="", provider="dev"
         )

@@ -3,17 +3,27 @@ the product card that articles embed, and "buy now"."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
 from sqlalchemy import bindparam, select
 
 from app import db, is_htmx, parse_id, utcnow
+from content import pages
 from content.rendering import register_shortcode
 from shop import catalogue, checkout, payments
 from shop.catalogue import Phase
 from shop.checkout import CheckoutError
-from shop.models import Address, Category, Product
+from shop.models import Address, Category, Product, ProductStatus
 
 bp = Blueprint("shop", __name__, url_prefix="/shop")
 
@@ -162,61 +172,115 @@ def _limit_left(found: Product) -> int:
     return left
 
 
-@bp.route("/p/<slug>/buy", methods=["GET", "POST"])
+_ADDRESS = select(Address).where(
+    Address.id == bindparam("id"), Address.user_id == bindparam("user_id")
+)
+# What the buy POST needs of the product before the checkout reads the rest under its lock.
+_BUY_TARGET = select(
+    Product.id, Product.slug, Product.status, Product.stock, Product.available
+).where(Product.slug == bindparam("slug"))
+REFUSAL_SECONDS = 60  # a kept refusal page (it holds nothing that changes sooner)
+
+
+@bp.get("/p/<slug>/buy")
 @login_required
-def buy(slug: str):
-    # The POST path runs in the first seconds of a drop, thousands at once: it asks the
-    # database only what placing the order needs, and loads the page's extras on failure.
+def buy_form(slug: str):
     found = catalogue.by_slug(slug, editors=_viewer_is_editor())
     if found is None:
         abort(404)
     addresses = _addresses()
     form = {
+        "quantity": "1",
+        "delivery": str(addresses[0].id) if addresses else "pickup",
+        "note": "",
+    }
+    return _buy_page(catalogue.fresh(found.id) or found, form, {}, addresses)
+
+
+@bp.post("/p/<slug>/buy")
+def buy(slug: str):
+    """Buy now. This runs in the first seconds of a drop, thousands at once, and three of every
+    four answers are "sold out". So it reads only what placing the order needs; "sold out" is
+    told before the buyer is even loaded, with a kept page (it is the same for everyone); and
+    another refusal that no change of the form could overcome is a short page too, not the
+    whole form again."""
+    checkout.release_expired_holds()  # stock whose hold expired is for sale again
+    target = db.session.connection().execute(_BUY_TARGET, {"slug": slug}).first()
+    if target is None or (target.status == ProductStatus.DRAFT and not _viewer_is_editor()):
+        abort(404)
+    if target.stock is not None and not target.available:
+        return _refused(target.slug, checkout.SOLD_OUT)
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    form = {
         "quantity": request.form.get("quantity", "1"),
-        "delivery": request.form.get("delivery", str(addresses[0].id) if addresses else "pickup"),
+        "delivery": request.form.get("delivery", "pickup"),
         "note": request.form.get("note", ""),
     }
     errors: dict[str, str] = {}
-    if request.method == "POST":
-        quantity = parse_id(form["quantity"].strip())
-        if quantity is None or quantity > MAX_QUANTITY:
-            errors["quantity"] = "请填写购买数量（1 到 99 之间的整数）。"
-        delivery_text = ""
-        if form["delivery"] == "pickup":
-            delivery_text = "自提：" + _pickup_point()
+    quantity = parse_id(form["quantity"].strip())
+    if quantity is None or quantity > MAX_QUANTITY:
+        errors["quantity"] = "请填写购买数量（1 到 99 之间的整数）。"
+    delivery_text = ""
+    if form["delivery"] == "pickup":
+        delivery_text = "自提：" + _pickup_point()
+    else:
+        address_id = parse_id(form["delivery"])
+        chosen = (
+            db.session.execute(_ADDRESS, {"id": address_id, "user_id": current_user.id}).scalar()
+            if address_id is not None
+            else None
+        )
+        if chosen is None:
+            errors["delivery"] = "请选择收货地址或自提。"
         else:
-            chosen = next((a for a in addresses if str(a.id) == form["delivery"]), None)
-            if chosen is None:
-                errors["delivery"] = "请选择收货地址或自提。"
-            else:
-                delivery_text = chosen.label()
-        note = " ".join(form["note"].split())
-        if len(note) > 200:
-            errors["note"] = "备注最多 200 字。"
-        if not errors:
-            assert quantity is not None
-            try:
-                order = checkout.place_order(
-                    current_user,
-                    found.id,
-                    quantity,
-                    delivery=delivery_text,
-                    note=note,
-                    provider=payments.provider_name(),
-                )
-            except CheckoutError as error:
-                errors[error.field if error.field in form else "quantity"] = error.message
-            else:
-                return redirect(url_for("orders.pay", number=order.number), code=303)
-    if request.method == "GET":
-        found = catalogue.fresh(found.id) or found
-    else:  # place_order has just given back expired holds: read the counters as they are
-        found = db.session.get(Product, found.id, populate_existing=True) or found
+            delivery_text = chosen.label()
+    note = " ".join(form["note"].split())
+    if len(note) > 200:
+        errors["note"] = "备注最多 200 字。"
+    if not errors:
+        assert quantity is not None
+        try:
+            placed = checkout.place_order(
+                current_user,
+                target.id,
+                quantity,
+                delivery=delivery_text,
+                note=note,
+                provider=payments.provider_name(),
+                holds_released=True,
+            )
+        except CheckoutError as error:
+            if error.final:
+                return _refused(target.slug, error.message)
+            errors[error.field if error.field in form else "quantity"] = error.message
+        else:
+            return redirect(url_for("orders.pay", number=placed.number), code=303)
+    found = db.session.get(Product, target.id, populate_existing=True)
+    assert found is not None
+    return _buy_page(found, form, errors, _addresses(), status=422)
+
+
+def _refused(slug: str, message: str):
+    """The short answer to a buy that cannot succeed: kept per product and reason, so that
+    the crowd after the last unit costs no rendering (nor loading who they are: the signed-in
+    layout is chosen by the session alone, and its live parts are made per answer)."""
+    signed_in = "_user_id" in session
+    key = (slug, message, signed_in)
+    kept = pages.cache("shop.refusals").get(key)
+    if not isinstance(kept, pages.Kept):
+        kept = pages.keep(lambda: render_template("shop/refused.html", message=message, slug=slug))
+        pages.cache("shop.refusals").put(key, kept, REFUSAL_SECONDS)
+    return kept.answer(), 422
+
+
+def _buy_page(
+    found: Product, form: dict, errors: dict[str, str], addresses: list[Address], status=200
+):
     context = _context(found)
-    # Sold out (most answers of a drop), not yet or no longer on sale: the page shows no form,
-    # so it needs nothing of what the form says.
+    # Not yet or no longer on sale, or members only: the page shows no form, so it needs
+    # nothing of what the form says.
     on_sale = context["moment"].phase == Phase.ON_SALE and context["may_buy"]
-    status = 422 if errors else 200
     return (
         render_template(
             "shop/buy.html",

@@ -10,14 +10,14 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 
-from app import db, write_transaction
+from app import create_app, db, write_transaction
 from members.models import Membership, User
 from shop import checkout
 from shop.checkout import CheckoutError
 from shop.models import Order, OrderEvent, OrderLine, OrderStatus, Product
-from tests.conftest import DEFAULT_NOW
+from tests.conftest import DEFAULT_NOW, make_config
 
 
 def make_product(app, **fields) -> int:
@@ -150,6 +150,52 @@ def test_release_holds_releases_each_hold_once(app, clock):
         assert checkout.release_expired_holds() == 3
         assert checkout.release_expired_holds() == 0
         assert counters(product) == (5, 5, 0, 0)
+
+
+def test_holds_are_looked_for_only_when_one_can_have_expired(app, clock, tmp_path):
+    """Each process remembers when the next hold can expire and asks nothing before then, yet
+    every hold is released on time: one opened after it last looked, and one opened by
+    another process (another site on the same database)."""
+    product = make_product(app, stock=5)
+    first, second, third = make_buyers(app, 3)
+    statements: list[str] = []
+
+    def release() -> int:
+        def record(_conn, _cursor, statement, *_args) -> None:
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            return checkout.release_expired_holds()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+
+    buy(app, first, product)  # it looked before the order: its hold ends at +15 min
+    with app.app_context():
+        clock.advance(minutes=5)
+        assert release() == 0 and statements == []  # nothing can have expired: not asked
+    buy(app, second, product)  # +5: its hold ends at +20
+    other = create_app(make_config(tmp_path / "data", CLOCK=clock))
+    with other.app_context():
+        clock.advance(minutes=5)
+        assert checkout.release_expired_holds() == 0
+        third_order = checkout.place_order(db.session.get(User, third), product, 1)  # +10 -> +25
+    with app.app_context():
+        clock.advance(minutes=5, seconds=-1)  # +15 less a second
+        assert release() == 0 and statements == []
+        clock.advance(seconds=1)  # +15: the first hold ends
+        assert release() == 1 and statements
+        statements.clear()
+        clock.advance(minutes=4, seconds=59)
+        assert release() == 0 and statements == []
+        clock.advance(seconds=1)  # +20: the second
+        assert release() == 1
+        clock.advance(minutes=5)  # +25: the third, opened by the other site
+        assert release() == 1
+        assert db.session.get(Order, third_order.id).status == "cancelled"
+        assert counters(product) == (5, 5, 0, 0)
+    with other.app_context():
+        db.engine.dispose()
 
 
 def test_cancelling_gives_the_stock_back_once(app):

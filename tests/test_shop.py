@@ -3,10 +3,11 @@ buying with the dev cashier, orders (mine only), cancelling, receipt, refunds, a
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app import db, write_transaction
 from content import articles
@@ -20,7 +21,7 @@ from shop.models import (
     Product,
     Refund,
 )
-from tests.conftest import DEFAULT_NOW, html, post_form
+from tests.conftest import DEFAULT_NOW, csrf_token_from, html, post_form
 from tests.test_checkout import counters, make_product
 
 
@@ -141,6 +142,82 @@ def test_sold_out_and_ended_states(app, client, member, clock):
     clock.advance(minutes=2)
     page = html(client.get("/shop/p/over"))
     assert "本次发售已结束" in page.get_text()
+
+
+def session_token_of(form_token: str) -> str:
+    return form_token.split(".", 1)[0]  # the session's token; the rest is its signed time
+
+
+def session_token(page) -> str:
+    """The session's form token in a page's htmx headers."""
+    return session_token_of(json.loads(page.body["hx-headers"])["X-CSRFToken"])
+
+
+def sql_of(app, call) -> tuple[object, list[str]]:
+    """What `call()` answered, and the SQL statements it sent."""
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            answer = call()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+    return answer, statements
+
+
+def test_after_the_last_unit_a_buy_is_a_short_refusal_that_changes_nothing(
+    app, client, member, make_user
+):
+    pid = make_product(app, slug="pen", stock=1)
+    number_from(buy(client, "pen"))
+    make_user("late@example.com")
+    late = app.test_client()
+    post_form(late, "/login", {"email": "late@example.com", "password": "correct horse"})
+    token = csrf_token_from(late, "/shop/p/pen")
+    form = {"csrf_token": token, "quantity": "1", "delivery": "pickup", "note": ""}
+    for _ in range(2):  # the first answer is rendered, the second kept
+        response, statements = sql_of(app, lambda: late.post("/shop/p/pen/buy", data=form))
+        assert response.status_code == 422
+        page = html(response)
+        assert page.select_one("h1").get_text() == "没能下单"
+        assert "库存不足，已经卖完了" in page.select_one("[role=alert]").get_text()
+        assert page.select_one("a.button")["href"] == "/shop/p/pen"
+        assert page.select_one("input[name=quantity]") is None
+        # The page is signed-in and carries this reader's own form token.
+        assert session_token(page) == session_token_of(token)
+    # Told from the product's counters alone: the buyer was not even loaded.
+    assert not [s for s in statements if "users" in s or "login_sessions" in s], statements
+    assert all(s.lstrip().upper().startswith(("SELECT", "BEGIN")) for s in statements)
+    with app.app_context():
+        assert counters(pid) == (1, 0, 1, 0)
+        assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+    # The buyer who holds the unit still sees their own form token, not the late one's.
+    mine = html(buy(client, "pen"))
+    assert session_token(mine) == session_token_of(csrf_token_from(client, "/"))
+    assert session_token(mine) != session_token_of(token)
+
+
+def test_a_sold_out_refusal_needs_the_form_token(app, client, member):
+    make_product(app, slug="pen", stock=0)
+    response = client.post("/shop/p/pen/buy", data={"quantity": "1", "delivery": "pickup"})
+    assert response.status_code == 400
+    assert client.post("/shop/p/nothing/buy", data={}).status_code == 400
+
+
+def test_a_buyer_at_the_limit_is_refused_with_the_short_page(app, client, member):
+    pid = make_product(app, slug="pen", stock=5, per_member_limit=1)
+    number_from(buy(client, "pen"))
+    response = buy(client, "pen")
+    assert response.status_code == 422
+    page = html(response)
+    assert page.select_one("h1").get_text() == "没能下单"
+    assert "每人限购 1 件，你还能买 0 件" in page.get_text()
+    with app.app_context():
+        assert counters(pid) == (5, 4, 1, 0)
 
 
 def test_draft_products_are_404_for_readers(app, client):
