@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import current_app, g, get_flashed_messages, render_template
+from flask import current_app, g, get_flashed_messages, render_template, session
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
@@ -128,6 +128,26 @@ class PageCache:
             self.pages.move_to_end(key)
             while len(self.pages) > self.size:
                 self.pages.popitem(last=False)
+
+
+def kept_answer(name: str, key: tuple, render: Callable[[], str], seconds: float) -> str:
+    """The page `render` makes, kept under `key` in cache `name` for `seconds`, with this
+    request's live parts. The key must hold all the page depends on besides the layout's
+    signed-in state, which is added here from the session alone (`signed_in_layout`)."""
+    key = (*key, signed_in_layout())
+    found = cache(name).get(key)
+    if not isinstance(found, Kept):
+        found = keep(render)
+        cache(name).put(key, found, seconds)
+    return found.answer()
+
+
+def signed_in_layout() -> bool:
+    """Whether the session names a signed-in reader, without loading them: a kept page that
+    is the same for everyone but for the layout's signed-in parts (the form token in htmx's
+    headers, the unread count) uses this in its key. A session whose login has ended since
+    gets the signed-in layout, whose parts then do nothing for it."""
+    return "_user_id" in session
 
 
 def cache(name: str) -> PageCache:

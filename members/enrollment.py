@@ -16,6 +16,7 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -465,29 +466,50 @@ def _why_not_open(now: datetime) -> EnrollmentError:
     return EnrollmentError("现在不在招募期内。")
 
 
+def _offer(tier_slug: str, now: datetime) -> Any:
+    """The seats of `tier_slug` in the window open now (or in its renewal period), or None."""
+    if len(tier_slug) > 40:
+        return None
+    return db.session.execute(_OFFER, {"slug": tier_slug.strip().lower(), "now": now}).first()
+
+
+def _seats_left(offer: Any) -> bool:
+    """Whether the offer has a seat left. Most of the crowd at the opening second comes after
+    the last seat: they are told so from this plain read, without queueing for the write
+    lock. Seats whose hold expired are given back first."""
+    if offer.available:
+        return True
+    return bool(
+        checkout.release_expired_holds() and db.session.scalar(_AVAILABLE, {"seat": offer.id})
+    )
+
+
+def refusal_for_anyone(tier_slug: str) -> EnrollmentError | None:
+    """Why joining `tier_slug` fails now whoever asks, if it does: no window open for it, or
+    every seat taken while the window is open to all. The crowd after the last seat is
+    answered from this, without loading who they are."""
+    now = utcnow()
+    offer = _offer(tier_slug, now)
+    if offer is None:
+        return _why_not_open(now)
+    if now >= offer.opens_at and not _seats_left(offer):
+        return EnrollmentError(f"本期{offer.name}名额已满。")
+    return None
+
+
 def join(user: User, tier_slug: str, *, provider: str | None = None) -> Seated:
     """Take a seat of `tier_slug` in the window open now and hold it as a pending order (paid
     through the shop's cashier). Raises EnrollmentError with the reason, creating nothing."""
     now = utcnow()
-    offer = (
-        db.session.execute(_OFFER, {"slug": tier_slug.strip().lower(), "now": now}).first()
-        if len(tier_slug) <= 40
-        else None
-    )
+    offer = _offer(tier_slug, now)
     if offer is None:
         raise _why_not_open(now)
     if now < offer.opens_at and user.membership is None:
         raise EnrollmentError(f"现在是会员续费优先期，{_when(offer.opens_at)} 起向所有人开放。")
     user_id = user.id  # read before the write lock: beginning it expires the loaded user
     full = EnrollmentError(f"本期{offer.name}名额已满。")
-    # Most of the crowd at the opening second comes after the last seat: they are told so
-    # from this plain read, without queueing for the write lock. Seats whose hold expired
-    # are given back first.
-    if not offer.available:
-        if not checkout.release_expired_holds():
-            raise full
-        if not db.session.scalar(_AVAILABLE, {"seat": offer.id}):
-            raise full
+    if not _seats_left(offer):
+        raise full
     with write_transaction() as session:
         if session.get_bind().dialect.name == "postgresql":
             # One user's joins one at a time: one seat per user per window.

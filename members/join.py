@@ -11,11 +11,13 @@ the write lock (members/enrollment.py).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app import db, parse_id, utcnow
+from content import pages
 from members import enrollment
 from members.enrollment import EnrollmentError, Phase
 from members.models import EnrollmentWindow
@@ -94,16 +96,27 @@ def live():
     return render_template("members/_join_live.html", **_context())
 
 
+REFUSAL_SECONDS = 60  # a kept refusal page (it holds nothing that changes sooner)
+
+
 @bp.post("/join/<slug>")
-@login_required
 def join(slug: str):
-    try:
-        seated = enrollment.join(current_user, slug, provider=payments.provider_name())
-    except EnrollmentError as refused:
-        # At the opening second most of the crowd lands here, after the last seat: a short
-        # page with the reason and the way back, not the whole join page read again.
-        return render_template("members/refused.html", message=refused.message), 409
-    return redirect(url_for("orders.pay", number=seated.number), code=303)
+    # At the opening second most of the crowd lands on a refusal, after the last seat: it is
+    # told before they are even loaded, with a short kept page (the reason and the way back),
+    # not the whole join page read again.
+    refused = enrollment.refusal_for_anyone(slug)
+    if refused is None:
+        if not current_user.is_authenticated:
+            return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+        try:
+            seated = enrollment.join(current_user, slug, provider=payments.provider_name())
+        except EnrollmentError as error:
+            refused = error
+        else:
+            return redirect(url_for("orders.pay", number=seated.number), code=303)
+    message = refused.message
+    render = partial(render_template, "members/refused.html", message=message)
+    return pages.kept_answer("join.refusals", (message,), render, REFUSAL_SECONDS), 409
 
 
 @bp.post("/join/remind")

@@ -208,25 +208,28 @@ def place_order(
     delivery: str = "pickup",
     note: str = "",
     provider: str | None = None,
-    holds_released: bool = False,
+    available: int | None = None,
 ) -> PlacedOrder:
     """Take `quantity` units for `user` and hold them for SHOP_HOLD_MINUTES as a pending
     order. Raises CheckoutError with the reason when it cannot.
 
     This is the first minutes of a drop, thousands at once: it runs prebuilt Core statements
     on the session's connection, loads no ORM object, and keeps the write lock for the
-    conditional update and the three inserts only. `holds_released`: the caller has just
-    given back expired holds (release_expired_holds), in this request."""
+    conditional update and the three inserts only. `available`: the product's counter as the
+    caller has just read it, after giving back expired holds (release_expired_holds); the
+    plain read below is then not made again."""
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
         raise CheckoutError("请选择购买数量。")
     now = utcnow()
-    if not holds_released:
+    if available is None:
         release_expired_holds()
-    # Most buyers in a drop come after the last unit: they are told so from a plain read,
-    # without queueing for the write lock. (A refusal needs no lock; only taking stock does.)
-    left = db.session.connection().execute(_STOCK_LEFT, {"id": product_id}).first()
-    if left is not None and left.stock is not None and (left.available or 0) < quantity:
-        raise CheckoutError(SOLD_OUT, final=not left.available)
+        # Most buyers in a drop come after the last unit: they are told so from a plain read,
+        # without queueing for the write lock. (A refusal needs no lock; only taking stock
+        # does.) Unlimited stock has no counter: None.
+        left = db.session.connection().execute(_STOCK_LEFT, {"id": product_id}).first()
+        available = left.available if left is not None and left.stock is not None else None
+    if available is not None and available < quantity:
+        raise CheckoutError(SOLD_OUT, final=not available)
     # Read before the write lock, not while holding it (beginning it expires the loaded user).
     user_id = user.id
     is_member = user.membership is not None  # asked once per request
@@ -284,7 +287,6 @@ def open_order(
     delivery: str = "",
     note: str = "",
     provider: str | None = None,
-    holds_released: bool = False,
 ) -> PlacedOrder:
     """A pending order for one line whose units the caller has just taken (moved from
     `available` to `held`), held for SHOP_HOLD_MINUTES. Runs in the caller's transaction.

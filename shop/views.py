@@ -3,6 +3,8 @@ the product card that articles embed, and "buy now"."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import (
     Blueprint,
     abort,
@@ -10,7 +12,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -248,7 +249,7 @@ def buy(slug: str):
                 delivery=delivery_text,
                 note=note,
                 provider=payments.provider_name(),
-                holds_released=True,
+                available=target.available if target.stock is not None else None,
             )
         except CheckoutError as error:
             if error.final:
@@ -262,16 +263,10 @@ def buy(slug: str):
 
 
 def _refused(slug: str, message: str):
-    """The short answer to a buy that cannot succeed: kept per product and reason, so that
-    the crowd after the last unit costs no rendering (nor loading who they are: the signed-in
-    layout is chosen by the session alone, and its live parts are made per answer)."""
-    signed_in = "_user_id" in session
-    key = (slug, message, signed_in)
-    kept = pages.cache("shop.refusals").get(key)
-    if not isinstance(kept, pages.Kept):
-        kept = pages.keep(lambda: render_template("shop/refused.html", message=message, slug=slug))
-        pages.cache("shop.refusals").put(key, kept, REFUSAL_SECONDS)
-    return kept.answer(), 422
+    """The short answer to a buy that cannot succeed, kept per product and reason: the crowd
+    after the last unit costs no rendering (nor loading who they are)."""
+    render = partial(render_template, "shop/refused.html", message=message, slug=slug)
+    return pages.kept_answer("shop.refusals", (slug, message), render, REFUSAL_SECONDS), 422
 
 
 def _buy_page(

@@ -14,7 +14,7 @@ import pytest
 from bs4 import BeautifulSoup
 from flask import Flask, has_app_context
 from flask.testing import FlaskClient
-from sqlalchemy import delete, text
+from sqlalchemy import delete, event, text
 from werkzeug.serving import make_server
 
 from app import FixedClock, create_app, db, limiter, write_transaction
@@ -365,3 +365,19 @@ def lose_search_index(app: Flask) -> None:
         else:
             shutil.rmtree(search.index_dir())
             search._open.clear()
+
+
+def sql_of(app, call) -> tuple[object, list[str]]:
+    """What `call()` answered, and the SQL statements it sent."""
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            answer = call()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+    return answer, statements

@@ -14,7 +14,7 @@ from content.articles import Draft
 from members import enrollment
 from members.models import EnrollmentReminder, User
 from shop.models import Order
-from tests.conftest import html, post_form
+from tests.conftest import csrf_token_from, html, post_form, sql_of
 from tests.test_content import MEMBERS_BODY
 from tests.test_enrollment import CLOSES, OPENS, SECOND, new_user, setup_tiers
 
@@ -137,13 +137,21 @@ def test_a_full_tier_refuses_with_a_clear_message_and_no_order(
     live = html(client.get("/join")).select_one("#join-live")
     assert "已满" in live.get_text()
     assert len(live.select("form")) == 1  # only 铁杆会员 still has a seat
-    response = join_form(client)
-    assert response.status_code == 409
-    page = html(response)
-    assert "本期普通会员名额已满" in page.select_one(".error").get_text()
-    assert page.select_one(".join-hero a.button")["href"] == "/join"  # the way back
+    token = csrf_token_from(client, "/join")
+    for _ in range(2):  # the first answer is rendered, the second kept
+        response, statements = sql_of(
+            app, lambda: client.post("/join/putong", data={"csrf_token": token})
+        )
+        assert response.status_code == 409
+        page = html(response)
+        assert "本期普通会员名额已满" in page.select_one(".error").get_text()
+        assert page.select_one(".join-hero a.button")["href"] == "/join"  # the way back
+    # Told from the seats alone, before the reader is loaded.
+    assert not [s for s in statements if "users" in s or "login_sessions" in s], statements
     with app.app_context():
         assert orders() == 1
+    # A tier that has seats still takes this reader's join.
+    assert post_form(client, "/join/tiegan", {}, token_from="/join").status_code == 303
 
 
 def test_the_renewal_period_page_and_joins(app, client, clock, make_user, login):

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from app import db, write_transaction
 from content import articles
@@ -21,7 +21,7 @@ from shop.models import (
     Product,
     Refund,
 )
-from tests.conftest import DEFAULT_NOW, csrf_token_from, html, post_form
+from tests.conftest import DEFAULT_NOW, csrf_token_from, html, post_form, sql_of
 from tests.test_checkout import counters, make_product
 
 
@@ -151,22 +151,6 @@ def session_token_of(form_token: str) -> str:
 def session_token(page) -> str:
     """The session's form token in a page's htmx headers."""
     return session_token_of(json.loads(page.body["hx-headers"])["X-CSRFToken"])
-
-
-def sql_of(app, call) -> tuple[object, list[str]]:
-    """What `call()` answered, and the SQL statements it sent."""
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", record)
-        try:
-            answer = call()
-        finally:
-            event.remove(db.engine, "before_cursor_execute", record)
-    return answer, statements
 
 
 def test_after_the_last_unit_a_buy_is_a_short_refusal_that_changes_nothing(
