@@ -5,15 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
 from sqlalchemy import bindparam, select
@@ -178,7 +170,7 @@ _ADDRESS = select(Address).where(
 )
 # What the buy POST needs of the product before the checkout reads the rest under its lock.
 _BUY_TARGET = select(
-    Product.id, Product.slug, Product.status, Product.stock, Product.available
+    Product.id, Product.slug, Product.title, Product.status, Product.stock, Product.available
 ).where(Product.slug == bindparam("slug"))
 REFUSAL_SECONDS = 60  # a kept refusal page (it holds nothing that changes sooner)
 
@@ -210,7 +202,7 @@ def buy(slug: str):
     if target is None or (target.status == ProductStatus.DRAFT and not _viewer_is_editor()):
         abort(404)
     if target.stock is not None and not target.available:
-        return _refused(target.slug, checkout.SOLD_OUT)
+        return _refused(target, checkout.SOLD_OUT)
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
     form = {
@@ -253,7 +245,7 @@ def buy(slug: str):
             )
         except CheckoutError as error:
             if error.final:
-                return _refused(target.slug, error.message)
+                return _refused(target, error.message)
             errors[error.field if error.field in form else "quantity"] = error.message
         else:
             return redirect(url_for("orders.pay", number=placed.number), code=303)
@@ -262,11 +254,12 @@ def buy(slug: str):
     return _buy_page(found, form, errors, _addresses(), status=422)
 
 
-def _refused(slug: str, message: str):
+def _refused(product, message: str):
     """The short answer to a buy that cannot succeed, kept per product and reason: the crowd
     after the last unit costs no rendering (nor loading who they are)."""
-    render = partial(render_template, "shop/refused.html", message=message, slug=slug)
-    return pages.kept_answer("shop.refusals", (slug, message), render, REFUSAL_SECONDS), 422
+    slug, title = product.slug, product.title
+    render = partial(render_template, "shop/refused.html", message=message, slug=slug, title=title)
+    return pages.kept_answer("shop.refusals", (slug, title, message), render, REFUSAL_SECONDS), 422
 
 
 def _buy_page(

@@ -11,10 +11,12 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from app import write_transaction
+from app import db, write_transaction
 from content import articles, media
 from content.articles import Draft
 from members import accounts
+from members.models import User
+from shop import checkout
 from shop.models import ProductImage
 from tests.conftest import DEFAULT_NOW, log_in, no_sideways_scroll
 from tests.test_checkout import make_product
@@ -179,3 +181,25 @@ def test_the_shop_desk_on_a_phone(phone, app, make_user, clock):
     phone.open("/editor/shop/orders?status=paid")
     no_sideways_scroll(page)
     phone.screenshot("desk-shop-orders")
+
+
+def test_the_last_unit_going_while_the_form_is_open_gives_the_short_refusal(
+    member_phone, app, make_user
+):
+    pid = make_product(app, slug="pen", title="晨读限定钢笔", stock=1, members_only=True)
+    with_picture(app, pid)
+    page = member_phone.page
+    member_phone.open("/shop/p/pen/buy")
+    expect(page.locator("form button[type=submit]")).to_be_visible()
+    other = make_user("quick@example.com")
+    with app.app_context():
+        accounts.grant_membership("quick@example.com", "年度会员", 365)
+        checkout.place_order(db.session.get(User, other), pid, 1)
+    page.click("form button[type=submit]")
+    expect(page.locator("h1")).to_have_text("没能下单")
+    expect(page.locator("[role=alert]")).to_have_text("库存不足，已经卖完了。")
+    no_sideways_scroll(page)
+    member_phone.screenshot("shop-buy-sold-out")
+    page.click("text=返回商品页")
+    expect(page).to_have_url(member_phone.server.url + "/shop/p/pen")
+    expect(page.locator(".sold-out")).to_have_text("已售罄")
