@@ -194,6 +194,12 @@ def test_holds_are_looked_for_only_when_one_can_have_expired(app, clock, tmp_pat
         assert release() == 1
         assert db.session.get(Order, third_order.id).status == "cancelled"
         assert counters(product) == (5, 5, 0, 0)
+    # A clock set back before the last look: a hold opened then is released on time.
+    clock.advance(minutes=-5)  # +20, before the look at +25
+    buy(app, first, product)
+    clock.advance(minutes=15)
+    with app.app_context():
+        assert release() == 1
     with other.app_context():
         db.engine.dispose()
 
