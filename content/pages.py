@@ -130,6 +130,10 @@ class PageCache:
                 self.pages.popitem(last=False)
 
 
+# A kept refusal ("sold out", "full"): it holds nothing that changes sooner.
+REFUSAL_SECONDS = 60
+
+
 def kept_answer(name: str, key: tuple, render: Callable[[], str], seconds: float) -> str:
     """The page `render` makes, kept under `key` in cache `name` for `seconds`, with this
     request's live parts. The key must hold all the page depends on besides the layout's

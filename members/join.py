@@ -96,9 +96,6 @@ def live():
     return render_template("members/_join_live.html", **_context())
 
 
-REFUSAL_SECONDS = 60  # a kept refusal page (it holds nothing that changes sooner)
-
-
 @bp.post("/join/<slug>")
 def join(slug: str):
     # At the opening second most of the crowd lands on a refusal, after the last seat: it is
@@ -116,7 +113,7 @@ def join(slug: str):
             return redirect(url_for("orders.pay", number=seated.number), code=303)
     message = refused.message
     render = partial(render_template, "members/refused.html", message=message)
-    return pages.kept_answer("join.refusals", (message,), render, REFUSAL_SECONDS), 409
+    return pages.kept_answer("join.refusals", (message,), render, pages.REFUSAL_SECONDS), 409
 
 
 @bp.post("/join/remind")

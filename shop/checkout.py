@@ -63,13 +63,17 @@ def register_line_kind(name: str, kind: LineKind) -> None:
 
 class CheckoutError(Exception):
     """Why an order cannot be placed or changed, in words for the buyer. `final` when nothing
-    the buyer could change in the form would help (sold out, not on sale, members only)."""
+    the buyer could change in the form would help (sold out, not or no longer on sale, the
+    per-member limit used up)."""
 
     def __init__(self, message: str, *, field: str = "quantity", final: bool = False) -> None:
         self.message = message
         self.field = field
         self.final = final
         super().__init__(message)
+
+
+SOLD_OUT = "库存不足，已经卖完了。"
 
 
 @dataclass(frozen=True)
@@ -214,8 +218,8 @@ def place_order(
     order. Raises CheckoutError with the reason when it cannot.
 
     This is the first minutes of a drop, thousands at once: it runs prebuilt Core statements
-    on the session's connection, loads no ORM object, and keeps the write lock for the
-    conditional update and the three inserts only. `available`: the product's counter as the
+    on the session's connection and loads no ORM object; a refusal from the plain read of
+    the stock never takes the write lock. `available`: the product's counter as the
     caller has just read it, after giving back expired holds (release_expired_holds); the
     plain read below is then not made again."""
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
@@ -273,9 +277,6 @@ def place_order(
             session, user_id, line, delivery=delivery, note=note, provider=provider, now=now
         )
     return order
-
-
-SOLD_OUT = "库存不足，已经卖完了。"
 
 
 def open_order(

@@ -172,7 +172,6 @@ _ADDRESS = select(Address).where(
 _BUY_TARGET = select(
     Product.id, Product.slug, Product.title, Product.status, Product.stock, Product.available
 ).where(Product.slug == bindparam("slug"))
-REFUSAL_SECONDS = 60  # a kept refusal page (it holds nothing that changes sooner)
 
 
 @bp.get("/p/<slug>/buy")
@@ -259,7 +258,9 @@ def _refused(product, message: str):
     after the last unit costs no rendering (nor loading who they are)."""
     slug, title = product.slug, product.title
     render = partial(render_template, "shop/refused.html", message=message, slug=slug, title=title)
-    return pages.kept_answer("shop.refusals", (slug, title, message), render, REFUSAL_SECONDS), 422
+    return pages.kept_answer(
+        "shop.refusals", (slug, title, message), render, pages.REFUSAL_SECONDS
+    ), 422
 
 
 def _buy_page(
