@@ -11,7 +11,7 @@ from app import create_app, db
 from content import articles, search
 from content.articles import Draft
 from content.models import SearchDocument
-from tests.conftest import TEST_DATABASE_URL, html, make_config
+from tests.conftest import TEST_DATABASE_URL, html, make_config, sql_of
 
 pytestmark = pytest.mark.skipif(TEST_DATABASE_URL is None, reason="needs PostgreSQL")
 
@@ -94,3 +94,53 @@ def test_a_large_index_narrows_by_the_planners_estimates(app, client, monkeypatc
     # Two characters give pg_trgm nothing to look up: a large index does not read every row.
     assert slugs(client, "辑思") == []
     assert slugs(client, "罗辑思") == ["luoji"]
+
+
+def test_a_large_index_guesses_as_the_planner_does_without_asking_it(app, monkeypatch):
+    from content import search_pg
+
+    monkeypatch.setattr(search_pg, "EXACT_COUNT_BELOW", 0)
+    for n in range(6):
+        publish(app, f"读书{n}", "今天读书。" + ("历史。" if n % 2 else ""), f"r{n}")
+    publish(app, "早读", "今天聊聊罗辑思维这个节目。", "luoji")
+    with app.app_context():
+        db.session.execute(text("ANALYZE search_documents"))
+        db.session.commit()
+
+    def planner(word: str) -> float:
+        plan = db.session.execute(
+            text(
+                "EXPLAIN (FORMAT JSON) SELECT 1 FROM search_documents "
+                "WHERE words @@ plainto_tsquery('simple'::regconfig, :w)"
+            ),
+            {"w": word},
+        ).scalar()
+        return float(plan[0]["Plan"]["Plan Rows"])
+
+    with app.app_context():
+        known = search_pg.statistics(db.session)
+        assert known.rows == 7 and "读书" in known.shares
+        # Listed (读书, 历史) and not listed (帝国): the same guess as the planner's.
+        for word in ["读书", "历史", "帝国"]:
+            assert known.estimate(word) == pytest.approx(planner(word), abs=1)
+        assert known.estimate("v2.0") is None  # not one plain lexeme: the planner is asked
+        db.session.rollback()
+
+    _, statements = sql_of(app, lambda: search.search("历史 帝国"))
+    assert not [s for s in statements if "pg_stats" in s or "EXPLAIN" in s]
+    _, statements = sql_of(app, lambda: search.search("v2.0"))
+    assert [s for s in statements if s.startswith("EXPLAIN")]
+
+
+def test_search_plans_for_its_own_words_until_the_transaction_ends(app):
+    # A generic plan (psycopg prepares a statement after five runs) guesses every word rare
+    # and intersects it with the publish-time index; search asks for custom plans, and the
+    # setting ends with the transaction, so the connection goes back to the pool as it came.
+    publish(app, "早读", "今天聊聊罗辑思维这个节目。", "luoji")
+    with app.app_context():
+        for _ in range(7):
+            assert [h.slug for h in search.search("思维").hits] == ["luoji"]
+        assert db.session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
+        db.session.rollback()
+        assert db.session.scalar(text("SHOW plan_cache_mode")) == "auto"
+        db.session.rollback()
