@@ -421,7 +421,9 @@ def cpu_times(group: int) -> CpuTimes | None:
         except (OSError, IndexError):
             continue  # gone meanwhile
         if int(fields[2]) == group:  # pgrp
-            server += int(fields[11]) + int(fields[12])  # utime, stime
+            # utime, stime, and cutime, cstime: the children it has reaped, so that a worker
+            # recycled after max_requests still counts as the server's once it has exited.
+            server += sum(int(n) for n in fields[11:15])
     # cpu user nice system idle iowait irq softirq steal ...: all but idle and iowait.
     total = [int(n) for n in (proc / "stat").read_text().split("\n", 1)[0].split()[1:9]]
     machine = sum(total) - total[3] - total[4]

@@ -112,3 +112,23 @@ def summary(raw: Path, top: int = 12) -> list[str]:
     lines.append("profile: self time (where the CPU is):")
     lines += [f"profile:   {n / total:6.1%}  {name}" for name, n in own.most_common(top)]
     return lines
+
+
+def busy_threads(pid: int, timeout: float = 60.0) -> list[str]:
+    """What the threads of `pid` and its children (gunicorn's workers) are doing now, from
+    `py-spy dump`: each thread that is in the site's own code, with its stack (innermost
+    first), for a request that waits and waits. Threads waiting for work are left out."""
+    if PY_SPY is None:
+        return ["py-spy is not installed: pip install -e '.[bench]'"]
+    command = [PY_SPY, "dump", "--pid", str(pid), "--subprocesses", "--full-filenames"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [f"py-spy dump took longer than {timeout:g} s"]
+    lines: list[str] = []
+    for block in re.split(r"\n(?=Thread |Process )", done.stdout):
+        header, *frames = block.strip().splitlines() or [""]
+        if header.startswith("Thread ") and any(_own(_where(f)[1]) for f in frames):
+            lines.append(header.strip())
+            lines += [f"    {f.strip()}" for f in frames]
+    return lines or [f"no thread in the site's code ({done.stderr.strip() or 'py-spy said'})"]

@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import func, insert, select, update  # noqa: E402
 
 from app import db, write_transaction  # noqa: E402
+from bench import sampling  # noqa: E402
 from bench.flash_sale import (  # noqa: E402
     BIN,
     BUY_PATH,
@@ -94,6 +95,8 @@ MAX_REQUESTS_PER_CLIENT = 1_000_000  # a bound on every client's loop besides it
 JOIN_SECONDS = REQUEST_TIMEOUT + 5  # a client's last request must end within this
 RATE_MARGIN_SECONDS = 30  # a member posts again only this long after the limit's window
 SEARCHES = 500  # distinct queries to draw from
+STUCK_SECONDS = 10.0  # a request in flight this long has the server's threads dumped...
+STUCK_DUMPS = 2  # ...this many times in a run at most
 MB = 1024 * 1024
 THREAD_RE = re.compile(r"/board/t/(\d+)$")
 TAG_RE = re.compile(r"<[^>]+>")
@@ -412,6 +415,9 @@ class Tally:
     server_errors: list[str] = field(default_factory=list)  # the first 5xx, described
     unexpected: Counter[str] = field(default_factory=Counter)  # other surprises, described
     threads: list[int] = field(default_factory=list)  # the board threads started
+    lost: list[str] = field(default_factory=list)  # the first requests without an answer
+    # Requests in flight for STUCK_SECONDS, and what the server's threads were doing then.
+    stuck: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def answered(
         self, kind: str, what: str, status: int, begun: float, ended: float, body: bytes, note: str
@@ -426,9 +432,17 @@ class Tally:
             elif status != EXPECTED[kind] and not (kind in POSTS and status == 429):
                 self.unexpected[f"{kind}: {status}{note}"] += 1
 
-    def failed(self, kind: str, error: BaseException) -> None:
+    def failed(self, kind: str, what: str, begun: float, error: BaseException) -> None:
+        """A request without an answer, with the wall-clock second it was sent at (UTC, to
+        set beside gunicorn's log) and how long it waited."""
+        waited = time.monotonic() - begun
+        sent = datetime.fromtimestamp(time.time() - waited, UTC).strftime("%H:%M:%S")
         with self.lock:
             self.no_answer[f"{kind}: {type(error).__name__}"] += 1
+            if len(self.lost) < ERROR_SAMPLES:
+                self.lost.append(
+                    f"{what} sent at {sent} UTC, {type(error).__name__} after {waited:.1f} s"
+                )
 
 
 def excerpt(body: bytes, size: int = 200) -> str:
@@ -449,6 +463,7 @@ class Client:
     stop: threading.Event
     anonymous: Buyer = field(default_factory=lambda: Buyer(""))  # keeps no cookies
     next_poster: int = 0
+    flying: tuple[float, str] | None = None  # the request on its way: when it began, what
 
     def run(self) -> None:
         conn = Connection(self.port)
@@ -526,11 +541,14 @@ class Client:
         kind = self.rng.choices(KIND_NAMES, KIND_WEIGHTS)[0]
         method, path, who, form, member, said = self.request(kind)
         begun = time.monotonic()
+        self.flying = (begun, f"{method} {path}")
         try:
             response, body = conn.request(method, path, who, form)
         except Exception as error:  # no answer: timeout, refused, reset...
-            self.tally.failed(kind, error)
+            self.tally.failed(kind, f"{method} {path}", begun, error)
             return
+        finally:
+            self.flying = None
         ended = time.monotonic()
         if who is not self.anonymous:
             who.keep_cookies(response)
@@ -589,6 +607,10 @@ def load(
             samples.append(taken)
             if at == warm_end:
                 warm = taken
+            if len(tally.stuck) < STUCK_DUMPS:
+                late = stuck(clients, time.monotonic())
+                if late:
+                    tally.stuck.append(("; ".join(late), sampling.busy_threads(master)))
             if not Path(f"/proc/{master}").exists():
                 break  # gunicorn is gone: the caller says so
     finally:
@@ -597,6 +619,16 @@ def load(
             thread.join(max(0.0, end + JOIN_SECONDS - time.monotonic()) + 1)
     wall = time.monotonic() - start
     return tally, samples, warm or samples[-1], wall
+
+
+def stuck(clients: Sequence[Client], now: float) -> list[str]:
+    """The requests in flight for STUCK_SECONDS or more."""
+    late = []
+    for client in clients:
+        flying = client.flying
+        if flying is not None and now - flying[0] >= STUCK_SECONDS:
+            late.append(f"{flying[1]} for {now - flying[0]:.0f} s")
+    return late
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -770,6 +802,15 @@ def report(
         print(f"  unexpected: {n:,} × {said}")
     for said, n in tally.no_answer.most_common(ERROR_SAMPLES):
         print(f"  no answer: {n:,} × {said}")
+    for said in tally.lost:
+        print(f"  no answer: {said}")
+    for late, threads in tally.stuck:
+        print(
+            f"  in flight for {STUCK_SECONDS:g} s or more: {late}; the server's threads in the "
+            "site's code then (py-spy dump, innermost frame first):"
+        )
+        for line in threads:
+            print(f"    {line}")
     errors = sum(n for s in tally.statuses.values() for status, n in s.items() if status >= 500)
     print(f"5xx: {errors:,}")
     for said in tally.server_errors:

@@ -62,11 +62,18 @@ DRAIN_BATCH = 500
 # A query whose words match more articles than this is listed newest first (see `_ranked`).
 COMMON_MATCHES = 1000
 DRAIN_ROUNDS = 20  # bounded: a writer never holds the lock forever
-# A drain inside a request (a save, a post, a search) merges only segments smaller than this:
-# Whoosh's usual policy now and then merges most of the index, seconds of pure Python that
-# the request would wait for (the soak saw searches time out at 30 s). The bigger merges are
-# left to `flask --app app search drain`, every minute from chendu-jobs.timer.
-REQUEST_MERGE_DOCS = 2_000
+# A drain inside a request (a save, a post, a search) applies this many queued rows at most,
+# in one round, and leaves the rest to the next request or to the job: the reader whose
+# search happens to find the lock free should not index everybody's posts. Under the soak's
+# posts (a dozen a second) a request that drained every round held the lock longer each
+# time while the queue grew behind it, and one waited 87 s.
+REQUEST_DRAIN_ROWS = 50
+# A drain inside a request (a save, a post, a search) merges at most this many documents in
+# all, the smallest segments' (Whoosh's usual policy among them). A merge costs 2-3 ms of pure
+# Python per document, several times that while other threads want the interpreter: the soak
+# saw searches that merged 1,500 documents of small segments wait 10-30 s. The bigger merges
+# are left to `flask --app app search drain`, every minute from chendu-jobs.timer.
+REQUEST_MERGE_DOCS = 100
 WORD = re.compile(r"\w")
 
 
@@ -296,9 +303,37 @@ def _apply_posts(writer, ids: set[int]) -> None:
                 writer.update_document(**post_document(post))
 
 
+class _OneSearcher:
+    """A Whoosh writer whose replacements and deletions all look their documents up through
+    one searcher, opened once for the batch. Whoosh's `update_document` opens a searcher
+    for each document, and that opens a reader of every segment: with fifty segments, a
+    drain of fifty posts opened 2,500 readers. (Whoosh's own docs advise deleting the batch
+    first and then adding; the documents of one batch are all distinct.)"""
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+        self.searcher = writer.searcher()
+
+    def update_document(self, **fields) -> None:
+        self.delete_by_term("doc", fields["doc"])
+        self.writer.add_document(**fields)
+
+    def delete_by_term(self, field: str, text: str) -> None:
+        self.writer.delete_by_term(field, text, searcher=self.searcher)
+
+    def close(self) -> None:
+        self.searcher.close()
+
+
 def _merge_small_segments(writer, segments):
-    """Whoosh's MERGE_SMALL among the segments under REQUEST_MERGE_DOCS; the rest are kept."""
-    small = [s for s in segments if s.doc_count_all() < REQUEST_MERGE_DOCS]
+    """Whoosh's MERGE_SMALL among the smallest segments, REQUEST_MERGE_DOCS documents in all
+    at most; the rest are kept."""
+    small, total = [], 0
+    for segment in sorted(segments, key=lambda s: s.doc_count_all()):
+        total += segment.doc_count_all()
+        if total > REQUEST_MERGE_DOCS:
+            break
+        small.append(segment)
     kept = MERGE_SMALL(writer, small) if len(small) > 1 else small
     return [s for s in segments if s not in small] + list(kept)
 
@@ -316,15 +351,16 @@ def merge_segments() -> bool:
     return True
 
 
-def drain() -> int:
-    """Apply the queued changes, if no other writer is at it. Returns how many were applied."""
+def drain(rounds: int = DRAIN_ROUNDS, batch: int = DRAIN_BATCH) -> int:
+    """Apply the queued changes, `rounds` of `batch` rows at most, if no other writer is at
+    it. Returns how many were applied."""
     if db.session.scalar(select(SearchQueue.id).limit(1)) is None:
         return 0
     if on_postgres():
-        return search_pg.drain(_apply, WORD.search, DRAIN_ROUNDS)
+        return search_pg.drain(_apply, WORD.search, rounds, batch)
     ix = open_index()
     applied = 0
-    for _ in range(DRAIN_ROUNDS):
+    for _ in range(rounds):
         try:
             writer = ix.writer()  # no waiting: whoever holds the lock drains for everyone
         except LockError:
@@ -333,13 +369,17 @@ def drain() -> int:
         # writer has applied since, with older article text, and put that text back.
         db.session.rollback()
         rows = db.session.execute(
-            select(SearchQueue.id, SearchQueue.doc).order_by(SearchQueue.id).limit(DRAIN_BATCH)
+            select(SearchQueue.id, SearchQueue.doc).order_by(SearchQueue.id).limit(batch)
         ).all()
         if not rows:
             writer.cancel()
             break
         try:
-            _apply(writer, {doc for _, doc in rows})
+            batch_writer = _OneSearcher(writer)
+            try:
+                _apply(batch_writer, {doc for _, doc in rows})
+            finally:
+                batch_writer.close()
             writer.commit(mergetype=_merge_small_segments)
         except BaseException:
             writer.cancel()
@@ -348,18 +388,19 @@ def drain() -> int:
         with write_transaction() as session:
             session.execute(delete(SearchQueue).where(SearchQueue.id.in_([r[0] for r in rows])))
         applied += len(rows)
-        if len(rows) < DRAIN_BATCH:
+        if len(rows) < batch:
             break
     return applied
 
 
 def drain_quietly() -> None:
-    """Drain, but never let the index fail the content change that asked for it. Inside a
-    write transaction it does nothing: the change is not committed yet."""
+    """A request's drain (REQUEST_DRAIN_ROWS at most), which never lets the index fail the
+    content change that asked for it. Inside a write transaction it does nothing: the change
+    is not committed yet."""
     if in_write_transaction():
         return
     try:
-        drain()
+        drain(rounds=1, batch=REQUEST_DRAIN_ROWS)
     except Exception:
         log.exception("search queue not drained; it stays queued for the next chance")
 

@@ -140,15 +140,18 @@ class TableWriter:
         }
 
 
-def drain(apply: Callable[[TableWriter, Iterable[str]], None], word, rounds: int) -> int:
-    """Apply the queue unless another drainer holds the lock; returns how many rows."""
+def drain(
+    apply: Callable[[TableWriter, Iterable[str]], None], word, rounds: int, batch: int = BATCH
+) -> int:
+    """Apply the queue, `rounds` of `batch` rows at most, unless another drainer holds the
+    lock; returns how many rows."""
     applied = 0
     for _ in range(rounds):
         with write_transaction() as session:
             if not session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
                 return applied
             rows = session.execute(
-                select(SearchQueue.id, SearchQueue.doc).order_by(SearchQueue.id).limit(BATCH)
+                select(SearchQueue.id, SearchQueue.doc).order_by(SearchQueue.id).limit(batch)
             ).all()
             if not rows:
                 break
@@ -157,7 +160,7 @@ def drain(apply: Callable[[TableWriter, Iterable[str]], None], word, rounds: int
             writer.flush()
             session.execute(delete(SearchQueue).where(SearchQueue.id.in_([r[0] for r in rows])))
         applied += len(rows)
-        if len(rows) < BATCH:
+        if len(rows) < batch:
             break
     return applied
 

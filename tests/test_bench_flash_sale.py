@@ -69,3 +69,26 @@ def test_flash_sale_benchmark_runs_as_documented_and_prints_its_figures():
     assert re.search(r"^goal p99 <= 250 ms: (met|NOT met) ", out, re.M), out
     assert re.search(r"^goal 0 oversold: met \(0\)$", out, re.M), out
     assert re.search(r"^goal >= 800 orders/s while stock lasts: (met|NOT met) ", out, re.M), out
+
+
+def test_the_servers_cpu_counts_a_worker_that_has_exited():
+    """A worker recycled after max_requests has exited by the end of a run: its CPU is the
+    server's still (its master reaped it), not the machine's other processes'."""
+    from bench.flash_sale import cpu_times
+
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    master = (
+        "import subprocess, sys, time\n"
+        f"subprocess.run([sys.executable, '-c', {burn!r}], check=True)\n"
+        "print('reaped', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", master], stdout=subprocess.PIPE, text=True, start_new_session=True
+    ) as server:
+        try:
+            assert server.stdout is not None and server.stdout.readline() == "reaped\n"
+            used = cpu_times(server.pid)
+            assert used is not None and used.server >= 0.3
+        finally:
+            server.kill()

@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.test_bench import ROOT, documented_command
 
 KINDS = (
@@ -119,3 +121,31 @@ def test_soak_benchmark_runs_as_documented_and_prints_its_figures():
         out,
         re.M,
     ), out
+
+
+def test_a_stuck_request_shows_the_servers_threads_in_the_sites_code():
+    """What the soak prints when a request waits and waits: py-spy's stacks of the server's
+    threads that stand in the site's own files, and none of the others."""
+    from bench import sampling
+
+    if not sampling.available():
+        pytest.skip("py-spy is installed with '.[bench]'")
+    own = ROOT / "bench" / "sampling.py"  # a file of the site's: the frame claims to be in it
+    program = (
+        "import threading, time\n"
+        f"exec(compile('def waits():\\n    time.sleep(60)\\n', {str(own)!r}, 'exec'))\n"
+        "threading.Thread(target=lambda: time.sleep(60), daemon=True).start()\n"
+        "print('ready', flush=True)\n"
+        "waits()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", program], stdout=subprocess.PIPE, text=True
+    ) as server:
+        try:
+            assert server.stdout is not None and server.stdout.readline() == "ready\n"
+            lines = sampling.busy_threads(server.pid)
+        finally:
+            server.kill()
+    assert lines[0].startswith("Thread ") and "MainThread" in lines[0], lines
+    assert any(line.strip().startswith(f"waits ({own}:") for line in lines), lines
+    assert sum(line.startswith("Thread ") for line in lines) == 1, lines  # not the sleeper

@@ -134,6 +134,25 @@ def test_the_queue_is_left_for_the_next_chance_when_the_lock_is_taken(app, clien
         assert db.session.scalar(select(func.count()).select_from(SearchQueue)) == 0
 
 
+def test_a_request_drains_a_bounded_share_and_the_job_the_rest(app, client, publish, monkeypatch):
+    """A search that finds a long queue applies REQUEST_DRAIN_ROWS of it (the oldest) and
+    leaves the rest to the next request or to `flask --app app search drain`."""
+    monkeypatch.setattr(search, "REQUEST_DRAIN_ROWS", 2)
+    with another_index_writer(app):
+        made = [publish(title=f"排队第{i}篇读书", slug=f"line-{i}") for i in range(5)]
+    queued = select(func.count()).select_from(SearchQueue)
+    with app.app_context():
+        assert db.session.scalar(queued) == 5
+    assert sorted(slugs(client, "读书")) == ["line-0", "line-1"]  # the two oldest rows
+    with app.app_context():
+        assert db.session.scalar(queued) == 3
+    result = app.test_cli_runner().invoke(args=["search", "drain"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.scalar(queued) == 0
+    assert sorted(slugs(client, "读书")) == sorted(made)
+
+
 def test_reindex_rebuilds_from_the_database(app, publish, tmp_path):
     for i in range(3):
         publish(title=f"读书第{i}天", slug=f"day-{i}")
@@ -326,9 +345,9 @@ def test_a_refreshed_searcher_keeps_the_readers_of_unchanged_segments(app, clien
 def test_a_request_merges_only_small_segments_and_the_job_merges_the_rest(
     app, client, publish, monkeypatch
 ):
-    """A save's or a search's drain leaves segments of REQUEST_MERGE_DOCS or more alone (a
-    big merge would keep the request waiting); `flask --app app search drain` merges them."""
-    monkeypatch.setattr(search, "REQUEST_MERGE_DOCS", 1)  # every segment counts as big
+    """A save's or a search's drain merges REQUEST_MERGE_DOCS documents at most (a big merge
+    would keep the request waiting); `flask --app app search drain` merges the rest."""
+    monkeypatch.setattr(search, "REQUEST_MERGE_DOCS", 1)  # no two segments are small enough
     for i in range(8):
         publish(title=f"合并第{i}篇读书笔记", slug=f"merge-{i}")
     with app.app_context():
@@ -338,3 +357,25 @@ def test_a_request_merges_only_small_segments_and_the_job_merges_the_rest(
     with app.app_context():
         assert len(search.open_index()._segments()) < 8
     assert sorted(slugs(client, "读书笔记")) == [f"merge-{i}" for i in range(8)]
+
+
+@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="Whoosh's segments (SQLite runs)")
+def test_a_request_merges_its_smallest_segments_up_to_the_bound(app, client, publish, monkeypatch):
+    """Many small segments whose documents add up past REQUEST_MERGE_DOCS: a request merges
+    the smallest of them, that many documents at most, and leaves the rest as they were."""
+    monkeypatch.setattr(search, "REQUEST_MERGE_DOCS", 0)  # the saves below merge nothing
+    for i in range(12):
+        publish(title=f"分批合并第{i}篇读书笔记", slug=f"bound-{i}")
+    with app.app_context():
+        assert [s.doc_count_all() for s in search.open_index()._segments()] == [1] * 12
+    # Whoosh's policy would merge the five smallest; four is the bound, so it merges none.
+    monkeypatch.setattr(search, "REQUEST_MERGE_DOCS", 4)
+    publish(title="第十三篇读书笔记", slug="bound-12")
+    with app.app_context():
+        assert [s.doc_count_all() for s in search.open_index()._segments()] == [1] * 13
+    monkeypatch.setattr(search, "REQUEST_MERGE_DOCS", 6)
+    publish(title="第十四篇读书笔记", slug="bound-13")
+    with app.app_context():
+        sizes = sorted(s.doc_count_all() for s in search.open_index()._segments())
+    assert sizes == [1] * 8 + [6]  # five of the smallest merged into the save's own segment
+    assert sorted(slugs(client, "读书笔记")) == sorted(f"bound-{i}" for i in range(14))
