@@ -18,6 +18,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.matching.wrappers import FilterMatcher
@@ -62,7 +63,12 @@ def _decode(matcher) -> TermDocs:
     if isinstance(matcher, W3LeafMatcher):
         while matcher.is_active():
             if matcher._ids is None:
-                matcher._read_ids()
+                # What W3LeafMatcher._read_ids does, with the deltas summed in C
+                # (`accumulate`) instead of by Whoosh's generator, a Python step per posting.
+                if matcher._data is None:
+                    matcher._read_data()
+                raw = matcher._data[0]
+                matcher._ids = raw if matcher._byteids else array("i", accumulate(raw))
             if matcher._weights is None:
                 matcher._read_weights()
             ids.extend(matcher._ids[matcher._i :])

@@ -22,12 +22,16 @@ DATA = (
 
 
 def test_a_view_reads_seeks_and_tells_as_the_copy_did():
-    """Every operation Whoosh's readers use, against io.BytesIO over the same bytes."""
+    """Every operation Whoosh's readers (and pickle's loader) use, against io.BytesIO over the
+    same bytes."""
     rng = random.Random(7)
     view, copy = segment_files._View(memoryview(DATA)), io.BytesIO(DATA)
     for _ in range(2_000):
-        op = rng.choice(["read", "read", "readline", "seek", "seek_cur", "seek_end", "all"])
-        if op == "read":
+        op = rng.choice(["read", "read", "readline", "peek", "seek", "seek_cur", "seek_end", "all"])
+        if op == "peek":  # what pickle's loader prefetches with: the bytes ahead, unmoved
+            size, at = rng.choice([0, 1, 9, 131_072]), copy.tell()
+            assert bytes(view.peek(size)) == DATA[at : at + max(size, 1)]
+        elif op == "read":
             size = rng.choice([0, 1, 4, 17, 300, 5_000, -1, None])
             assert view.read(size) == copy.read(size)
         elif op == "readline":
