@@ -63,10 +63,13 @@ DRAIN_BATCH = 500
 COMMON_MATCHES = 1000
 DRAIN_ROUNDS = 20  # bounded: a writer never holds the lock forever
 # A drain inside a request (a save, a post, a search) applies this many queued rows at most,
-# in one round, and leaves the rest to the next request or to the job: the reader whose
-# search happens to find the lock free should not index everybody's posts. Under the soak's
+# in one round, the newest: the change the request has just made is among them, so a hidden
+# post is gone from the next search even behind a backlog. The older rows are left to later
+# requests and to the job (`flask --app app search drain`, every minute). The reader whose
+# search happens to find the lock free should not index everybody's posts: under the soak's
 # posts (a dozen a second) a request that drained every round held the lock longer each
-# time while the queue grew behind it, and one waited 87 s.
+# time while the queue grew behind it, and one waited 87 s. (A row of an opening post renews
+# its whole thread's answers, which show its title: one row can be a thread's documents.)
 REQUEST_DRAIN_ROWS = 50
 # A drain inside a request (a save, a post, a search) merges at most this many documents in
 # all, the smallest segments' (Whoosh's usual policy among them). A merge costs 2-3 ms of pure
@@ -74,6 +77,9 @@ REQUEST_DRAIN_ROWS = 50
 # saw searches that merged 1,500 documents of small segments wait 10-30 s. The bigger merges
 # are left to `flask --app app search drain`, every minute from chendu-jobs.timer.
 REQUEST_MERGE_DOCS = 100
+# (Whoosh's policy merges five segments or more, of fewer documents in all than a Fibonacci
+# number that grows with their count: under this bound, requests merge segments of a few
+# dozen documents at most, and the job's merge the others.)
 WORD = re.compile(r"\w")
 
 
@@ -351,13 +357,15 @@ def merge_segments() -> bool:
     return True
 
 
-def drain(rounds: int = DRAIN_ROUNDS, batch: int = DRAIN_BATCH) -> int:
-    """Apply the queued changes, `rounds` of `batch` rows at most, if no other writer is at
-    it. Returns how many were applied."""
+def drain(rounds: int = DRAIN_ROUNDS, batch: int = DRAIN_BATCH, newest: bool = False) -> int:
+    """Apply the queued changes, `rounds` of `batch` rows at most (the oldest, or the
+    `newest`), if no other writer is at it. Returns how many were applied. Each row is
+    applied from the database as it is now, so their order does not matter to the index."""
     if db.session.scalar(select(SearchQueue.id).limit(1)) is None:
         return 0
+    order = SearchQueue.id.desc() if newest else SearchQueue.id
     if on_postgres():
-        return search_pg.drain(_apply, WORD.search, rounds, batch)
+        return search_pg.drain(_apply, WORD.search, rounds, batch, order)
     ix = open_index()
     applied = 0
     for _ in range(rounds):
@@ -369,7 +377,7 @@ def drain(rounds: int = DRAIN_ROUNDS, batch: int = DRAIN_BATCH) -> int:
         # writer has applied since, with older article text, and put that text back.
         db.session.rollback()
         rows = db.session.execute(
-            select(SearchQueue.id, SearchQueue.doc).order_by(SearchQueue.id).limit(batch)
+            select(SearchQueue.id, SearchQueue.doc).order_by(order).limit(batch)
         ).all()
         if not rows:
             writer.cancel()
@@ -394,13 +402,13 @@ def drain(rounds: int = DRAIN_ROUNDS, batch: int = DRAIN_BATCH) -> int:
 
 
 def drain_quietly() -> None:
-    """A request's drain (REQUEST_DRAIN_ROWS at most), which never lets the index fail the
-    content change that asked for it. Inside a write transaction it does nothing: the change
-    is not committed yet."""
+    """A request's drain (the newest REQUEST_DRAIN_ROWS at most), which never lets the index
+    fail the content change that asked for it. Inside a write transaction it does nothing:
+    the change is not committed yet."""
     if in_write_transaction():
         return
     try:
-        drain(rounds=1, batch=REQUEST_DRAIN_ROWS)
+        drain(rounds=1, batch=REQUEST_DRAIN_ROWS, newest=True)
     except Exception:
         log.exception("search queue not drained; it stays queued for the next chance")
 

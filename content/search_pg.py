@@ -141,17 +141,21 @@ class TableWriter:
 
 
 def drain(
-    apply: Callable[[TableWriter, Iterable[str]], None], word, rounds: int, batch: int = BATCH
+    apply: Callable[[TableWriter, Iterable[str]], None],
+    word,
+    rounds: int,
+    batch: int = BATCH,
+    order=SearchQueue.id,
 ) -> int:
-    """Apply the queue, `rounds` of `batch` rows at most, unless another drainer holds the
-    lock; returns how many rows."""
+    """Apply the queue, `rounds` of `batch` rows at most in `order` (content/search.py
+    `drain`), unless another drainer holds the lock; returns how many rows."""
     applied = 0
     for _ in range(rounds):
         with write_transaction() as session:
             if not session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
                 return applied
             rows = session.execute(
-                select(SearchQueue.id, SearchQueue.doc).order_by(SearchQueue.id).limit(batch)
+                select(SearchQueue.id, SearchQueue.doc).order_by(order).limit(batch)
             ).all()
             if not rows:
                 break

@@ -19,7 +19,13 @@ from content.articles import Draft
 from content.models import SearchQueue
 from members import accounts
 from members.models import Role, User
-from tests.conftest import TEST_DATABASE_URL, html, lose_search_index, post_form
+from tests.conftest import (
+    TEST_DATABASE_URL,
+    another_index_writer,
+    html,
+    lose_search_index,
+    post_form,
+)
 
 
 @pytest.fixture
@@ -138,6 +144,27 @@ def test_hiding_an_answer_takes_it_out_at_once_and_restoring_brings_it_back(
     assert links(client, "番茄工作法") == []
     board("restore", "editor", answer_id, "误判")
     assert links(client, "番茄工作法") == [f"/board/t/{thread_id}#p{answer_id}"]
+
+
+def test_a_hidden_answer_leaves_search_at_once_even_behind_a_backlog(
+    app, client, board, thread, monkeypatch
+):
+    """The request that hides an answer drains the newest rows, its own among them: the
+    answer is gone from the next search while older rows wait for the job."""
+    thread_id, _, answer_id = thread
+    monkeypatch.setattr(search, "REQUEST_DRAIN_ROWS", 1)
+    with another_index_writer(app), app.app_context():
+        for i in range(3):
+            articles.save_article(
+                Draft(title=f"积压的第{i}篇", body_md="正文。", status="published")
+            )
+    assert queued(app) == 3
+    board("hide", "editor", answer_id, "广告")
+    assert queued(app) == 3  # the hide's own row applied; the backlog left as it was
+    assert links(client, "番茄工作法") == []
+    result = app.test_cli_runner().invoke(args=["search", "drain"])
+    assert result.exit_code == 0, result.output
+    assert queued(app) == 0
 
 
 def test_hiding_the_opening_post_takes_its_answers_out_too(app, client, board, thread):

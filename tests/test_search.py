@@ -135,7 +135,7 @@ def test_the_queue_is_left_for_the_next_chance_when_the_lock_is_taken(app, clien
 
 
 def test_a_request_drains_a_bounded_share_and_the_job_the_rest(app, client, publish, monkeypatch):
-    """A search that finds a long queue applies REQUEST_DRAIN_ROWS of it (the oldest) and
+    """A search that finds a long queue applies REQUEST_DRAIN_ROWS of it (the newest) and
     leaves the rest to the next request or to `flask --app app search drain`."""
     monkeypatch.setattr(search, "REQUEST_DRAIN_ROWS", 2)
     with another_index_writer(app):
@@ -143,7 +143,7 @@ def test_a_request_drains_a_bounded_share_and_the_job_the_rest(app, client, publ
     queued = select(func.count()).select_from(SearchQueue)
     with app.app_context():
         assert db.session.scalar(queued) == 5
-    assert sorted(slugs(client, "读书")) == ["line-0", "line-1"]  # the two oldest rows
+    assert sorted(slugs(client, "读书")) == ["line-3", "line-4"]  # the two newest rows
     with app.app_context():
         assert db.session.scalar(queued) == 3
     result = app.test_cli_runner().invoke(args=["search", "drain"])
