@@ -31,6 +31,7 @@ import re
 import runpy
 import secrets
 import shlex
+import statistics
 import subprocess
 import sys
 import threading
@@ -47,7 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, select, update  # noqa: E402
+from sqlalchemy import create_engine, func, insert, select, update  # noqa: E402
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
 from app import db, write_transaction  # noqa: E402
 from bench import sampling  # noqa: E402
@@ -81,7 +83,7 @@ from bench.flash_sale import gunicorn as serve  # noqa: E402
 from bench.search import TOPICS, generate, queries  # noqa: E402
 from board.models import Post, Section, Thread  # noqa: E402
 from content import search  # noqa: E402
-from content.models import Article, ArticleKeyword, Column  # noqa: E402
+from content.models import Article, ArticleKeyword, Column, SearchQueue  # noqa: E402
 from shop.models import HOLDING, Order, Product  # noqa: E402
 
 GOAL_GROWTH_PERCENT = 10.0  # memory at the end at most this much above the memory after warm-up
@@ -321,6 +323,8 @@ class Sample:
     pss: int  # bytes, summed over gunicorn's master and workers (0 when unreadable)
     rss: int  # the same, resident set sizes
     workers: frozenset[int]  # the workers' pids
+    segments: int | None = None  # the Whoosh index's segments (None on PostgreSQL)
+    queued: int | None = None  # rows in the search queue (None when unreadable)
 
     def size(self, measure: str) -> int:
         return self.pss if measure == "PSS" else self.rss
@@ -363,7 +367,31 @@ def process_memory(pid: int) -> tuple[int, int] | None:
     return values.get("Pss", 0), values.get("Rss", values.get("VmRSS", 0))
 
 
-def sample(master: int, at: float) -> Sample:
+class Backlog:
+    """What the search index has still to do: its segments (Whoosh, in the data directory)
+    and the rows queued for it. Every search and every searcher refresh works per segment,
+    and a request that finds rows queued drains some of them."""
+
+    def __init__(self, data_dir: Path, database_url: str) -> None:
+        self.index = data_dir / "search" / f"v{search.SCHEMA_VERSION}"
+        self.postgres = database_url.startswith("postgresql")
+        self.engine = create_engine(database_url)
+
+    def segments(self) -> int | None:
+        return None if self.postgres else len(list(self.index.glob("*.seg")))
+
+    def queued(self) -> int | None:
+        try:
+            with self.engine.connect() as connection:
+                return connection.scalar(select(func.count()).select_from(SearchQueue))
+        except SQLAlchemyError:
+            return None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def sample(master: int, at: float, backlog: Backlog | None = None) -> Sample:
     pss = rss = 0
     workers = []
     for pid in [master, *children(master)]:
@@ -373,7 +401,9 @@ def sample(master: int, at: float) -> Sample:
         pss, rss = pss + found[0], rss + found[1]
         if pid != master:
             workers.append(pid)
-    return Sample(at, pss, rss, frozenset(workers))
+    if backlog is None:
+        return Sample(at, pss, rss, frozenset(workers))
+    return Sample(at, pss, rss, frozenset(workers), backlog.segments(), backlog.queued())
 
 
 def measure_of(first: Sample) -> str:
@@ -576,10 +606,11 @@ def load(
     warm_up: float,
     soak: float,
     seed_value: int,
+    backlog: Backlog,
 ) -> tuple[Tally, list[Sample], Sample, float]:
-    """`concurrency` clients for `warm_up` + `soak` seconds while memory is sampled every
-    SAMPLE_SECONDS: the answers, the samples, the one at the end of the warm-up, the wall
-    time."""
+    """`concurrency` clients for `warm_up` + `soak` seconds while memory and the search
+    backlog are sampled every SAMPLE_SECONDS: the answers, the samples, the one at the end of
+    the warm-up, the wall time."""
     start = time.monotonic()
     warm_end, end = start + warm_up, start + warm_up + soak
     tally = Tally(warm_end)
@@ -603,7 +634,7 @@ def load(
             if at > end:
                 break
             time.sleep(max(0.0, at - time.monotonic()))
-            taken = sample(master, time.monotonic() - start)
+            taken = sample(master, time.monotonic() - start, backlog)
             samples.append(taken)
             if at == warm_end:
                 warm = taken
@@ -701,7 +732,8 @@ def run(options: Options, where: Path) -> int:
         commands, interval = deployed_jobs()
         jobs = Jobs(env, commands, interval if options.jobs_every is None else options.jobs_every)
         runner = threading.Thread(target=jobs.run, daemon=True)
-        first = sample(server.pid, 0.0)
+        backlog = Backlog(where, database.url)
+        first = sample(server.pid, 0.0, backlog)
         cpu, before = time.process_time(), cpu_times(server.pid)
         runner.start()
         tally, samples, warm, wall = load(
@@ -713,7 +745,9 @@ def run(options: Options, where: Path) -> int:
             options.warm_up,
             soak,
             options.seed,
+            backlog,
         )
+        backlog.close()
         client_cpu, after = time.process_time() - cpu, cpu_times(server.pid)
         jobs.stop.set()
         runner.join(REQUEST_TIMEOUT * 4 * len(jobs.commands) + 5)
@@ -726,6 +760,7 @@ def run(options: Options, where: Path) -> int:
     print(f"CPU during the run: {cpu_line(before, after, client_cpu, wall, database.kind)}")
     measure = measure_of(first)
     memory_report(first, samples, warm, measure, log_path, max_requests)
+    backlog_report(first, samples, warm)
     errors = sum(n for s in tally.statuses.values() for status, n in s.items() if status >= 500)
     lost = sum(tally.no_answer.values())
     measured = f"{errors + lost}" + (f": {errors} × 5xx, {lost} without an answer" if lost else "")
@@ -817,6 +852,34 @@ def report(
         print(f"  5xx: {said}")
     if errors or tally.no_answer:
         print_log_tail(log_path, "5xx or requests without an answer", lines=30)
+
+
+def backlog_report(first: Sample, samples: Sequence[Sample], warm: Sample) -> None:
+    """The search index's segments and queued rows over the run (what every search and every
+    searcher refresh pays for, and what requests and the job have left to drain)."""
+    end = samples[-1]
+    for name, of in (("segments", "segments"), ("queued rows", "queued")):
+        values = [(s.at, getattr(s, of)) for s in samples if getattr(s, of) is not None]
+        if not values:
+            continue
+        peak = max(values, key=lambda v: v[1])
+        print(
+            f"search index: {name} before the load {getattr(first, of)}, after warm-up "
+            f"{getattr(warm, of)}, at the end {getattr(end, of)}, peak {peak[1]:,} (at "
+            f"{peak[0]:.0f} s), mean after warm-up "
+            f"{statistics.fmean(v for at, v in values if at >= warm.at):,.1f}"
+        )
+    step = max(1, len(samples) // 20)
+    shown = [*samples[::step], *([end] if (len(samples) - 1) % step else [])]
+    print(
+        "search index over time: "
+        + ", ".join(
+            f"{s.at:.0f} s {'-' if s.segments is None else s.segments}/"
+            f"{'-' if s.queued is None else s.queued}"
+            for s in shown
+        )
+        + " (segments/queued rows)"
+    )
 
 
 def memory_report(

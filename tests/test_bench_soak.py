@@ -107,6 +107,17 @@ def test_soak_benchmark_runs_as_documented_and_prints_its_figures():
         re.M,
     ), out
     assert re.search(r"^memory over time: .+ \(MB\)$", out, re.M), out
+    # The search backlog: the Whoosh index's segments and the queue's rows, sampled.
+    for name in ("segments", "queued rows"):
+        assert re.search(
+            rf"^search index: {name} before the load \d+, after warm-up \d+, at the end \d+, "
+            r"peak [\d,]+ \(at \d+ s\), mean after warm-up [\d,]+\.\d$",
+            out,
+            re.M,
+        ), out
+    assert re.search(
+        r"^search index over time: \d+ s \d+/\d+(, \d+ s \d+/\d+)* \(segments/", out, re.M
+    )
     assert re.search(
         r"^workers: \d+ after warm-up, \d+ at the end; since gunicorn started: \d+ booted, ",
         out,
