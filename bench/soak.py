@@ -62,6 +62,7 @@ from bench.flash_sale import (  # noqa: E402
     SLUG,
     Buyer,
     Connection,
+    Database,
     ServerSetup,
     buy_form,
     choose_database,
@@ -372,10 +373,10 @@ class Backlog:
     and the rows queued for it. Every search and every searcher refresh works per segment,
     and a request that finds rows queued drains some of them."""
 
-    def __init__(self, data_dir: Path, database_url: str) -> None:
+    def __init__(self, data_dir: Path, database: Database) -> None:
         self.index = data_dir / "search" / f"v{search.SCHEMA_VERSION}"
-        self.postgres = database_url.startswith("postgresql")
-        self.engine = create_engine(database_url)
+        self.postgres = database.kind == "postgresql"
+        self.engine = create_engine(database.url)
 
     def segments(self) -> int | None:
         return None if self.postgres else len(list(self.index.glob("*.seg")))
@@ -391,7 +392,7 @@ class Backlog:
         self.engine.dispose()
 
 
-def sample(master: int, at: float, backlog: Backlog | None = None) -> Sample:
+def sample(master: int, at: float, backlog: Backlog) -> Sample:
     pss = rss = 0
     workers = []
     for pid in [master, *children(master)]:
@@ -401,8 +402,6 @@ def sample(master: int, at: float, backlog: Backlog | None = None) -> Sample:
         pss, rss = pss + found[0], rss + found[1]
         if pid != master:
             workers.append(pid)
-    if backlog is None:
-        return Sample(at, pss, rss, frozenset(workers))
     return Sample(at, pss, rss, frozenset(workers), backlog.segments(), backlog.queued())
 
 
@@ -732,7 +731,7 @@ def run(options: Options, where: Path) -> int:
         commands, interval = deployed_jobs()
         jobs = Jobs(env, commands, interval if options.jobs_every is None else options.jobs_every)
         runner = threading.Thread(target=jobs.run, daemon=True)
-        backlog = Backlog(where, database.url)
+        backlog = Backlog(where, database)
         first = sample(server.pid, 0.0, backlog)
         cpu, before = time.process_time(), cpu_times(server.pid)
         runner.start()
@@ -854,6 +853,12 @@ def report(
         print_log_tail(log_path, "5xx or requests without an answer", lines=30)
 
 
+def spread(samples: Sequence[Sample]) -> list[Sample]:
+    """About 20 of the samples, evenly apart, the last one always among them."""
+    step = max(1, len(samples) // 20)
+    return [*samples[::step], *([samples[-1]] if (len(samples) - 1) % step else [])]
+
+
 def backlog_report(first: Sample, samples: Sequence[Sample], warm: Sample) -> None:
     """The search index's segments and queued rows over the run (what every search and every
     searcher refresh pays for, and what requests and the job have left to drain)."""
@@ -869,8 +874,7 @@ def backlog_report(first: Sample, samples: Sequence[Sample], warm: Sample) -> No
             f"{peak[0]:.0f} s), mean after warm-up "
             f"{statistics.fmean(v for at, v in values if at >= warm.at):,.1f}"
         )
-    step = max(1, len(samples) // 20)
-    shown = [*samples[::step], *([end] if (len(samples) - 1) % step else [])]
+    shown = spread(samples)
     print(
         "search index over time: "
         + ", ".join(
@@ -912,8 +916,7 @@ def memory_report(
             f"memory (RSS summed, for comparison): after warm-up {mb(warm.rss)}, "
             f"at the end {mb(end.rss)}"
         )
-    step = max(1, len(samples) // 20)
-    shown = [*samples[::step], *([end] if (len(samples) - 1) % step else [])]
+    shown = spread(samples)
     print(
         "memory over time: "
         + ", ".join(f"{s.at:.0f} s {s.size(measure) / MB:,.0f}" for s in shown)

@@ -117,7 +117,7 @@ def test_soak_benchmark_runs_as_documented_and_prints_its_figures():
         ), out
     assert re.search(
         r"^search index over time: \d+ s \d+/\d+(, \d+ s \d+/\d+)* \(segments/", out, re.M
-    )
+    ), out
     assert re.search(
         r"^workers: \d+ after warm-up, \d+ at the end; since gunicorn started: \d+ booted, ",
         out,
